@@ -1,0 +1,28 @@
+# `make test` and `make demo` create .venv and install the requirements on first use.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: test demo venv benchmark clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install -r requirements-dev.txt
+	$(PY) -c "import torch, torchvision, cv2; print('torch', torch.__version__, 'torchvision', torchvision.__version__, 'opencv', cv2.__version__)"
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+demo: $(STAMP)
+	PYTHON=$(PY) bash scripts/demo.sh
+
+benchmark: $(STAMP)
+	$(PY) scripts/benchmark_evaluator.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,357 @@
+"""Evaluation: one pass over a split gives accuracy of both heads, heatmaps and WSOL metrics.
+
+Per batch, the CAM method runs one forward pass (plus one backward pass for the gradient
+methods) and returns the logits of both heads with the raw maps (SPEC D6, D16): head-1 argmax
+gives Top-1 Cls and the "correct" flag of Top-1 Loc, the maps explain the ground-truth class
+(SPEC §6) and go through the evaluator of `wsol.evaluation`. Outputs in `{log_folder}`, with
+`{tag}` = the method, plus `_val` for the val split:
+
+* `results_{tag}.json` (metrics, the SPEC §8.4 report, settings, curves) and `results_{tag}.md`;
+* `eval_{tag}.log`;
+* `scoremaps_{tag}/{image_id}.npy` and `scoremaps_{tag}/pred_correct.csv` (`--save_scoremaps`);
+* `overlays_{tag}/{image_id}.png` for the first `--num_overlays` images.
+
+Existing results of the same tag are never overwritten without `--override_cache`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Subset
+from tqdm import tqdm
+
+from cam import get_method, postprocess_maps
+from config import Config, PipelineError, log_ignored_flags, resolve_device
+from data_loaders import IMAGENET_MEAN, IMAGENET_STD, dataset_folder, get_data_loader
+from train import setup_logging, seed_everything
+from wsol.boxes import boxes_at_thresholds, quantize
+from wsol.checkpoints import CheckpointMismatchError, load_model_checkpoint
+from wsol.evaluation import BoxEvaluator, MaskEvaluator, build_evaluator
+from wsol.fidelity import FidelityMeter
+from wsol.heads import DualBranchModel
+from wsol.masks import MASK_FOREGROUND
+from wsol.models import build_model
+
+__all__ = ["EvalPaths", "checkpoint_to_evaluate", "evaluate", "eval_paths"]
+
+logger = logging.getLogger(__name__)
+
+_GT_COLOUR = (0, 200, 0)
+_PRED_COLOUR = (0, 0, 255)
+
+
+@dataclass(frozen=True)
+class EvalPaths:
+    """Files and folders an evaluation writes."""
+
+    results_json: str
+    results_md: str
+    log: str
+    scoremaps: str
+    overlays: str
+
+
+def eval_paths(cfg: Config) -> EvalPaths:
+    """Output paths of an evaluation of `cfg` (tag = method, plus `_val` for the val split)."""
+    tag = cfg.method if cfg.split == "test" else f"{cfg.method}_{cfg.split}"
+    join = os.path.join
+    return EvalPaths(join(cfg.log_folder, f"results_{tag}.json"),
+                     join(cfg.log_folder, f"results_{tag}.md"),
+                     join(cfg.log_folder, f"eval_{tag}.log"),
+                     join(cfg.log_folder, f"scoremaps_{tag}"),
+                     join(cfg.log_folder, f"overlays_{tag}"))
+
+
+def _claim_outputs(paths: EvalPaths, override: bool) -> None:
+    """Refuse to overwrite earlier results; otherwise clear score maps and overlays left over."""
+    if os.path.exists(paths.results_json) and not override:
+        raise PipelineError(f"{paths.results_json} already exists; pass --override_cache true "
+                            "to replace the results of this method and split")
+    for folder in (paths.scoremaps, paths.overlays):
+        shutil.rmtree(folder, ignore_errors=True)
+    os.makedirs(os.path.dirname(paths.results_json), exist_ok=True)
+
+
+def checkpoint_to_evaluate(cfg: Config) -> str:
+    """`{log_folder}/{eval_checkpoint_type}_checkpoint.pth.tar`, else `--ft_ckpt`.
+
+    Raises:
+        PipelineError: neither file exists.
+    """
+    own = os.path.join(cfg.log_folder, f"{cfg.eval_checkpoint_type}_checkpoint.pth.tar")
+    if os.path.isfile(own):
+        if cfg.ft_ckpt is not None:
+            logger.info("evaluating %s; --ft_ckpt %s is not used", own, cfg.ft_ckpt)
+        return own
+    if cfg.ft_ckpt is not None and os.path.isfile(cfg.ft_ckpt):
+        return cfg.ft_ckpt
+    tried = own if cfg.ft_ckpt is None else f"{own} and --ft_ckpt {cfg.ft_ckpt}"
+    raise PipelineError(f"no checkpoint to evaluate: {tried} not found (check --root, "
+                        "--experiment_name and --eval_checkpoint_type)")
+
+
+def _load_model(cfg: Config, path: str) -> DualBranchModel:
+    """Build the configured model and load `path` strictly."""
+    model = build_model(cfg.architecture, cfg.family, cfg.num_classes,
+                        model_structure=cfg.model_structure,
+                        large_feature_map=cfg.large_feature_map)
+    try:
+        load_model_checkpoint(model, path)
+    except CheckpointMismatchError as error:
+        raise PipelineError(f"{path} does not fit --architecture {cfg.architecture} "
+                            f"--method {cfg.method} ({cfg.family} family) --model_structure "
+                            f"{cfg.model_structure} --dataset_name {cfg.dataset_name}: "
+                            f"{error}") from None
+    return model
+
+
+def _eval_loader(cfg: Config) -> DataLoader:
+    loader = get_data_loader(
+        cfg.split, data_root=cfg.data_root, metadata_root=cfg.metadata_root,
+        dataset_name=cfg.dataset_name, batch_size=cfg.batch_size, workers=cfg.workers,
+        crop_size=cfg.crop_size, num_val_sample_per_class=cfg.num_val_sample_per_class)
+    if cfg.max_images is None or cfg.max_images >= len(loader.dataset):
+        return loader
+    subset = Subset(loader.dataset, range(cfg.max_images))
+    return DataLoader(subset, batch_size=cfg.batch_size, shuffle=False, num_workers=cfg.workers,
+                      pin_memory=loader.pin_memory)
+
+
+def _build_evaluator(cfg: Config, loader: DataLoader) -> BoxEvaluator | MaskEvaluator:
+    dataset = loader.dataset.dataset if isinstance(loader.dataset, Subset) else loader.dataset
+    return build_evaluator(dataset.metadata, cam_curve_interval=cfg.cam_curve_interval,
+                           iou_threshold_list=cfg.iou_threshold_list,
+                           box_v2_metric=cfg.box_v2_metric, loc_threshold=cfg.loc_threshold,
+                           mask_root=dataset_folder(cfg.mask_root, cfg.dataset_name))
+
+
+def _clamp_setting(value: str) -> bool | None:
+    return {"auto": None, "true": True, "false": False}[value]
+
+
+def _progress(loader: Iterable, description: str) -> Iterable:
+    return tqdm(loader, desc=description, leave=False, disable=not sys.stderr.isatty())
+
+
+def _to_numpy(maps: np.ndarray | torch.Tensor) -> np.ndarray:
+    return maps.detach().cpu().numpy() if isinstance(maps, torch.Tensor) else maps
+
+
+def _save_scoremaps(folder: str, scoremaps: np.ndarray, image_ids: list[str],
+                    correct: np.ndarray) -> None:
+    """Write `{folder}/{image_id}.npy` and append `image_id,0|1` to `pred_correct.csv`."""
+    for scoremap, image_id in zip(scoremaps, image_ids):
+        path = os.path.join(folder, f"{image_id}.npy")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        np.save(path, scoremap)
+    with open(os.path.join(folder, "pred_correct.csv"), "a", encoding="utf-8") as handle:
+        handle.writelines(f"{image_id},{int(flag)}\n" for image_id, flag in zip(image_ids, correct))
+
+
+def _denormalize(image: torch.Tensor) -> np.ndarray:
+    """(3, H, W) normalised tensor → (H, W, 3) uint8 BGR."""
+    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    rgb = (image.detach().cpu() * std + mean).clamp(0, 1).permute(1, 2, 0).numpy()
+    return cv2.cvtColor((rgb * 255).round().astype(np.uint8), cv2.COLOR_RGB2BGR)
+
+
+def _largest_box(scoremap: np.ndarray, threshold: float) -> np.ndarray:
+    """Largest-contour box at `threshold`, the box GT-known/Top-1 Loc score (SPEC §7.6)."""
+    found = boxes_at_thresholds(quantize(scoremap), np.asarray([threshold]))
+    return found.boxes[found.largest[found.level[0]]]
+
+
+def _draw_overlay(image: torch.Tensor, scoremap: np.ndarray, image_id: str,
+                  evaluator: BoxEvaluator | MaskEvaluator, cfg: Config) -> np.ndarray:
+    """Image blended with the heatmap, ground truth in green, predicted box in red."""
+    colours = cv2.applyColorMap((scoremap * 255).astype(np.uint8), cv2.COLORMAP_JET)
+    canvas = cv2.addWeighted(_denormalize(image), 0.5, colours, 0.5, 0)
+    if isinstance(evaluator, MaskEvaluator):
+        foreground = (evaluator.gt_mask(image_id) == MASK_FOREGROUND).astype(np.uint8)
+        contours = cv2.findContours(foreground, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)[-2]
+        cv2.drawContours(canvas, contours, -1, _GT_COLOUR, 2)
+        return canvas
+    for x0, y0, x1, y1 in evaluator.gt_boxes(image_id):
+        cv2.rectangle(canvas, (int(x0), int(y0)), (int(x1), int(y1)), _GT_COLOUR, 2)
+    x0, y0, x1, y1 = _largest_box(scoremap, cfg.loc_threshold)
+    cv2.rectangle(canvas, (int(x0), int(y0)), (int(x1), int(y1)), _PRED_COLOUR, 2)
+    return canvas
+
+
+def _write_overlays(folder: str, images: torch.Tensor, scoremaps: np.ndarray,
+                    image_ids: list[str], count: int,
+                    evaluator: BoxEvaluator | MaskEvaluator, cfg: Config) -> None:
+    for image, scoremap, image_id in list(zip(images, scoremaps, image_ids))[:count]:
+        path = os.path.join(folder, f"{image_id}.png")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if not cv2.imwrite(path, _draw_overlay(image, scoremap, image_id, evaluator, cfg)):
+            raise OSError(f"could not write overlay {path}")
+
+
+@dataclass
+class _Counts:
+    """Running totals of one evaluation pass."""
+
+    images: int = 0
+    correct: int = 0
+    correct2: int = 0
+    has_branch2: bool = False
+
+
+def _fidelity_update(meter: FidelityMeter, explainer: Any, model: DualBranchModel,
+                     images: torch.Tensor, labels: torch.Tensor, result: Any,
+                     scoremaps: np.ndarray, cfg: Config) -> None:
+    """Score the heatmaps of the predicted class (the authors' fidelity protocol)."""
+    predicted = result.outputs["logits"].argmax(dim=1)
+    if not bool((predicted == labels).all()):
+        raw = explainer.explain(images, predicted).maps
+        scoremaps = _to_numpy(postprocess_maps(raw, cfg.method, cfg.postprocess))
+    meter.update(model, images, scoremaps, predicted, outputs=result.outputs)
+
+
+def _run_pass(model: DualBranchModel, loader: DataLoader, evaluator: BoxEvaluator | MaskEvaluator,
+              meter: FidelityMeter | None, device: torch.device, cfg: Config,
+              paths: EvalPaths) -> _Counts:
+    """One pass: logits, heatmaps and evaluator updates from a single forward(+backward)."""
+    counts = _Counts(has_branch2=model.has_branch2)
+    method = get_method(cfg.method)(model, clamp_negative=_clamp_setting(cfg.clamp_negative))
+    with method as explainer:
+        for images, labels, image_ids in _progress(loader, f"eval {cfg.method}"):
+            images = images.to(device, non_blocking=True)
+            labels = labels.to(device, non_blocking=True)
+            result = explainer.explain(images, labels)
+            correct = (result.outputs["logits"].argmax(dim=1) == labels).cpu().numpy()
+            scoremaps = _to_numpy(postprocess_maps(result.maps, cfg.method, cfg.postprocess))
+            evaluator.accumulate_batch(scoremaps, list(image_ids), correct)
+            if counts.has_branch2:
+                counts.correct2 += int((result.outputs["logits2"].argmax(dim=1) == labels).sum())
+            if cfg.save_scoremaps:
+                _save_scoremaps(paths.scoremaps, scoremaps, list(image_ids), correct)
+            remaining = cfg.num_overlays - counts.images
+            if remaining > 0:
+                _write_overlays(paths.overlays, images, scoremaps, list(image_ids), remaining,
+                                evaluator, cfg)
+            if meter is not None:
+                _fidelity_update(meter, explainer, model, images, labels, result, scoremaps, cfg)
+            counts.images += len(image_ids)
+            counts.correct += int(correct.sum())
+    return counts
+
+
+def _metrics(cfg: Config, counts: _Counts, computed: dict[str, Any]) -> dict[str, Any]:
+    """Headline metrics in percent (SPEC §7.9) plus extras."""
+    metrics: dict[str, Any] = {"num_images": counts.images,
+                               "top1_cls": 100.0 * counts.correct / counts.images}
+    if counts.has_branch2:
+        metrics["top1_cls_branch2"] = 100.0 * counts.correct2 / counts.images
+    if "PxAP" in computed:
+        metrics["PxAP"] = computed["PxAP"]
+        return metrics
+    first = {"gt_loc": computed["gt_loc"], "top1_loc": computed["top1_loc"]}
+    any_box = {"gt_loc": computed["gt_loc_any_box"], "top1_loc": computed["top1_loc_any_box"]}
+    metrics.update(any_box if cfg.loc_gt_boxes == "any" else first)
+    metrics["maxboxacc_v2" if cfg.box_v2_metric else "maxboxacc"] = computed[
+        "maxboxacc_v2" if cfg.box_v2_metric else "maxboxacc"]
+    for delta in cfg.iou_threshold_list:
+        metrics[f"maxboxacc_IOU_{delta}"] = computed[f"maxboxacc_IOU_{delta}"]
+    for name in ("gt_loc", "top1_loc"):
+        metrics[f"{name}_first_box"] = first[name]
+        metrics[f"{name}_any_box"] = any_box[name]
+    return metrics
+
+
+def _report(cfg: Config, metrics: dict[str, Any]) -> dict[str, Any]:
+    """The SPEC §8.4 evaluation report (one evaluation: best equals current)."""
+    names = ("PxAP",) if "PxAP" in metrics else (
+        "loss", "top1_cls", "maxboxacc_v2", "top1_loc", "gt_loc",
+        *(f"maxboxacc_IOU_{delta}" for delta in cfg.iou_threshold_list))
+    report: dict[str, Any] = {"summary": True, "step": cfg.epochs}
+    for name in names:
+        value = metrics.get(name)
+        report[f"{cfg.split}/{name}"] = value
+        report[f"{cfg.split}/{name}_best"] = value
+    return report
+
+
+def _settings(cfg: Config, checkpoint: str) -> dict[str, Any]:
+    keys = ("dataset_name", "split", "architecture", "family", "method", "model_structure",
+            "large_feature_map", "clamp_negative", "postprocess", "loc_threshold",
+            "loc_gt_boxes", "cam_curve_interval", "iou_threshold_list", "box_v2_metric",
+            "max_images", "seed", "experiment_name", "log_folder")
+    return {"checkpoint": checkpoint, **{key: cfg.to_dict()[key] for key in keys}}
+
+
+def _markdown(metrics: dict[str, Any], settings: dict[str, Any]) -> str:
+    lines = [f"# {settings['experiment_name']}: {settings['method']} on "
+             f"{settings['dataset_name']} {settings['split']}", "",
+             f"{settings['architecture']} ({settings['family']} family, "
+             f"{settings['model_structure']}), checkpoint `{settings['checkpoint']}`", "",
+             "| Metric | Value |", "|---|---|"]
+    for name, value in metrics.items():
+        lines.append(f"| {name} | {value:.2f} |" if isinstance(value, float)
+                     else f"| {name} | {value} |")
+    return "\n".join(lines) + "\n"
+
+
+def _write_results(paths: EvalPaths, results: dict[str, Any]) -> None:
+    temporary = f"{paths.results_json}.tmp"
+    with open(temporary, "w", encoding="utf-8") as handle:
+        json.dump(results, handle, indent=1)
+        handle.write("\n")
+    os.replace(temporary, paths.results_json)
+    with open(paths.results_md, "w", encoding="utf-8") as handle:
+        handle.write(_markdown(results["metrics"], results["settings"]))
+
+
+def evaluate(cfg: Config) -> dict[str, Any]:
+    """Evaluate the configured checkpoint on `--split` and write the results.
+
+    Returns:
+        The results dict written to `results_{tag}.json`.
+
+    Raises:
+        PipelineError: results exist already, no checkpoint, or it does not fit the model.
+    """
+    paths = eval_paths(cfg)
+    _claim_outputs(paths, cfg.override_cache)
+    setup_logging(paths.log, cfg.debug)
+    log_ignored_flags(cfg)
+    seed_everything(cfg.seed)
+    device = resolve_device(cfg)
+    checkpoint = checkpoint_to_evaluate(cfg)
+    model = _load_model(cfg, checkpoint).to(device).eval()
+    loader = _eval_loader(cfg)
+    evaluator = _build_evaluator(cfg, loader)
+    meter = FidelityMeter(cfg.fidelity_protocol) if cfg.fidelity_metrics else None
+    logger.info("evaluating %s with %s on %s/%s (%d images) on %s", checkpoint, cfg.method,
+                cfg.dataset_name, cfg.split, len(loader.dataset), device)
+    started = time.perf_counter()
+    counts = _run_pass(model, loader, evaluator, meter, device, cfg, paths)
+    seconds = time.perf_counter() - started
+    computed = evaluator.compute()
+    metrics = _metrics(cfg, counts, computed)
+    if meter is not None:
+        metrics.update({key: value for key, value in meter.compute().items()
+                        if key != "num_images"})
+    results = {"metrics": metrics, "report": _report(cfg, metrics),
+               "settings": _settings(cfg, checkpoint), "curves": computed["curves"],
+               "timing": {"seconds": round(seconds, 2),
+                          "images_per_second": round(counts.images / seconds, 2)}}
+    _write_results(paths, results)
+    logger.info("results: %s", ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}"
+                                         for k, v in metrics.items()))
+    logger.info("wrote %s and %s", paths.results_json, paths.results_md)
+    return results

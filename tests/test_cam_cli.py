@@ -1,0 +1,108 @@
+"""`python -m cam.heatmaps` on a small folder of images with a saved ResNet50 checkpoint."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cam import compute_heatmaps
+from cam.heatmaps import main, preprocess
+from tests.cam_models import freeze, single_thread
+from wsol.checkpoints import save_checkpoint
+from wsol.models import build_model
+
+NUM_CLASSES = 5
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread() -> Iterator[None]:
+    with single_thread():
+        yield
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, torch.nn.Module]:
+    root = tmp_path_factory.mktemp("cli")
+    images = root / "images"
+    (images / "sub").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (60, 80, 3), dtype=np.uint8)).save(images / "a.jpg")
+    Image.fromarray(rng.integers(0, 256, (50, 40), dtype=np.uint8)).save(images / "sub" / "b.png")
+    (images / "notes.txt").write_text("not an image")
+    torch.manual_seed(0)
+    model = build_model("resnet50", "cam", NUM_CLASSES, model_structure="b2")
+    checkpoint = save_checkpoint(root / "last_checkpoint.pth.tar", {"model": model.state_dict()})
+    return images, checkpoint, freeze(model)
+
+
+def _run(setup: tuple, out: Path, method: str, *extra: str) -> None:
+    images, checkpoint, _ = setup
+    status = main(
+        [
+            "--images",
+            str(images),
+            "--output",
+            str(out),
+            "--architecture",
+            "resnet50",
+            "--model_structure",
+            "b2",
+            "--num_classes",
+            str(NUM_CLASSES),
+            "--checkpoint",
+            str(checkpoint),
+            "--method",
+            method,
+            "--device",
+            "cpu",
+            *extra,
+        ]
+    )
+    assert status == 0
+
+
+def _inputs(images: Path) -> torch.Tensor:
+    return torch.stack([preprocess(images / name)[1] for name in ("a.jpg", "sub/b.png")])
+
+
+def test_cli_writes_heatmaps_overlays_and_classes(setup: tuple, tmp_path: Path) -> None:
+    """Without --class_index the softmax head's prediction is explained; the .npy files equal
+    `compute_heatmaps` on the same preprocessed batch."""
+    images, _, model = setup
+    _run(setup, tmp_path, "cam", "--batch_size", "1")
+    batch = _inputs(images)
+    predicted = model(batch)["logits"].argmax(1)
+    expected = compute_heatmaps(model, batch, predicted, "cam")
+    for index, name in enumerate(("a.jpg", "sub/b.png")):
+        heatmap = np.load(tmp_path / f"{name}.npy")
+        assert heatmap.shape == (224, 224)
+        assert heatmap.dtype == np.float32
+        np.testing.assert_allclose(heatmap, expected[index], rtol=0, atol=1e-6)
+        assert cv2.imread(str(tmp_path / f"{name}.png")).shape == (224, 224, 3)
+    rows = (tmp_path / "classes.csv").read_text().split()
+    assert rows == ["image,class", f"a.jpg,{int(predicted[0])}", f"sub/b.png,{int(predicted[1])}"]
+    assert not (tmp_path / "notes.txt.npy").exists()
+
+
+def test_cli_class_index_and_gradient_method(setup: tuple, tmp_path: Path) -> None:
+    """A ResNet50 checkpoint serves both families; --class_index fixes the explained class."""
+    images, _, model = setup
+    _run(setup, tmp_path, "gradcam", "--class_index", "3", "--postprocess", "torch")
+    expected = compute_heatmaps(model, _inputs(images), 3, "gradcam")
+    np.testing.assert_allclose(np.load(tmp_path / "a.jpg.npy"), expected[0], rtol=0, atol=1e-5)
+    assert (tmp_path / "classes.csv").read_text().split()[1:] == ["a.jpg,3", "sub/b.png,3"]
+
+
+def test_cli_rejects_bad_arguments(setup: tuple, tmp_path: Path) -> None:
+    with pytest.raises(SystemExit):
+        _run(setup, tmp_path, "scorecam")
+    with pytest.raises(SystemExit):
+        _run(setup, tmp_path, "cam", "--class_index", str(NUM_CLASSES))
+    with pytest.raises(FileNotFoundError):
+        _run((tmp_path / "missing", setup[1], setup[2]), tmp_path, "cam")

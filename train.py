@@ -1,0 +1,342 @@
+"""Training of vanilla backbones and of the sigmoid branch (SPEC §4, §5).
+
+`run(cfg)` prepares the experiment folder, builds the model and its starting weights, freezes
+what `--unfreeze_layer` says, then runs epochs of `train_one_epoch`. After every epoch it writes
+a checkpoint (`{e}_checkpoint.pth.tar`, or `last_checkpoint.pth.tar` for the final epoch), a
+pointer `latest_checkpoint.json` used by `--resume auto`, a JSON report (SPEC §8.4) and a row of
+`train_metrics.jsonl`. Checkpoints hold the RNG states, so resuming after an epoch reproduces the
+uninterrupted run exactly on the CPU. See docs/pipeline.md.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import shutil
+import sys
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, RandomSampler
+from tqdm import tqdm
+
+from config import Config, PipelineError, log_ignored_flags, resolve_device, write_config
+from data_loaders import get_data_loader
+from wsol.checkpoints import (
+    load_finetune_checkpoint,
+    load_model_state,
+    load_torchvision_weights,
+    load_training_checkpoint,
+    save_checkpoint,
+)
+from wsol.freezing import apply_freezing, set_train_mode
+from wsol.heads import DualBranchModel
+from wsol.losses import DualBranchLoss
+from wsol.models import build_model
+from wsol.optim import adjust_learning_rate, build_optimizer
+
+__all__ = [
+    "CHECKPOINT_FORMAT_VERSION",
+    "LATEST_POINTER",
+    "checkpoint_name",
+    "run",
+    "seed_everything",
+    "setup_logging",
+    "train_one_epoch",
+]
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_FORMAT_VERSION = 1
+LATEST_POINTER = "latest_checkpoint.json"
+RESUME_MUST_MATCH = ("architecture", "family", "model_structure", "dataset_name",
+                     "large_feature_map", "unfreeze_layer")
+_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def setup_logging(log_path: str | None, debug: bool = False) -> None:
+    """Log to stderr and, when given, to `log_path`; replaces handlers set by an earlier call."""
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if getattr(h, "_pipeline", False)]:
+        root.removeHandler(handler)
+        handler.close()
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_path is not None:
+        handlers.append(logging.FileHandler(log_path, encoding="utf-8"))
+    for handler in handlers:
+        handler.setFormatter(logging.Formatter(_LOG_FORMAT))
+        handler._pipeline = True
+        root.addHandler(handler)
+    root.setLevel(logging.DEBUG if debug else logging.INFO)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and CUDA), SPEC §5.4."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def checkpoint_name(epoch: int, epochs: int) -> str:
+    """`last_checkpoint.pth.tar` for the final epoch, else `{epoch}_checkpoint.pth.tar`."""
+    return "last_checkpoint.pth.tar" if epoch == epochs else f"{epoch}_checkpoint.pth.tar"
+
+
+def _rng_state(generator: torch.Generator) -> dict[str, Any]:
+    numpy_state = np.random.get_state(legacy=False)
+    return {
+        "python": random.getstate(),
+        "numpy_key": torch.from_numpy(numpy_state["state"]["key"].astype(np.int64)),
+        "numpy_pos": int(numpy_state["state"]["pos"]),
+        "numpy_gauss": (int(numpy_state["has_gauss"]), float(numpy_state["gauss"])),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "loader": generator.get_state(),
+    }
+
+
+def _restore_rng_state(state: dict[str, Any], generator: torch.Generator) -> None:
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    has_gauss, gauss_value = state["numpy_gauss"]
+    np.random.set_state({"bit_generator": "MT19937",
+                         "state": {"key": state["numpy_key"].numpy().astype(np.uint32),
+                                   "pos": state["numpy_pos"]},
+                         "has_gauss": has_gauss, "gauss": gauss_value})
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    generator.set_state(state["loader"])
+
+
+def _prepare_folder(cfg: Config) -> str:
+    """Create the experiment folder; an existing one needs `--resume` or `--override_cache`."""
+    folder = cfg.log_folder
+    if os.path.isdir(folder) and os.listdir(folder) and not cfg.resume:
+        if not cfg.override_cache:
+            raise PipelineError(
+                f"experiment folder {folder} already exists; pass --resume auto to continue it "
+                "or --override_cache true to delete it and start again")
+        shutil.rmtree(folder)
+    os.makedirs(folder, exist_ok=True)
+    return folder
+
+
+def _resume_path(cfg: Config) -> str:
+    """The checkpoint `--resume` names (`auto`: the experiment's latest, via the pointer)."""
+    if cfg.resume != "auto":
+        return cfg.resume
+    pointer = os.path.join(cfg.log_folder, LATEST_POINTER)
+    if not os.path.isfile(pointer):
+        raise PipelineError(f"--resume auto: {pointer} not found; the experiment {cfg.log_folder} "
+                            "has no completed epoch to resume from")
+    with open(pointer, encoding="utf-8") as handle:
+        return os.path.join(cfg.log_folder, json.load(handle)["checkpoint"])
+
+
+def _load_starting_weights(model: DualBranchModel, cfg: Config) -> None:
+    """Fill a new model from `--ft_ckpt` (SPEC §3.10) or local torchvision weights (§3.9)."""
+    if cfg.ft_ckpt is not None:
+        load_finetune_checkpoint(model, cfg.ft_ckpt, unfreeze_layer=cfg.unfreeze_layer)
+    elif cfg.pretrained:
+        try:
+            load_torchvision_weights(model, cfg.pretrained_path,
+                                     keep_head=cfg.dataset_name == "ILSVRC")
+        except FileNotFoundError as error:
+            raise PipelineError(
+                f"--pretrained true needs torchvision's ImageNet weights on disk ({error}); put "
+                "the file there or pass its location with --pretrained_path, or train from "
+                "scratch with --pretrained false") from None
+    else:
+        logger.info("no --ft_ckpt and --pretrained false: training from the initialisation")
+
+
+def build_training_model(cfg: Config, load_weights: bool = True) -> DualBranchModel:
+    """Build the model of `cfg`, load its starting weights and freeze it (SPEC §3.8–3.11)."""
+    model = build_model(cfg.architecture, cfg.family, cfg.num_classes,
+                        model_structure=cfg.model_structure,
+                        large_feature_map=cfg.large_feature_map, branch_init=cfg.branch_init)
+    if load_weights:
+        _load_starting_weights(model, cfg)
+    trainable = apply_freezing(model, cfg.unfreeze_layer)
+    logger.info("%s %s-family %s: %d of %d parameter tensors trainable (--unfreeze_layer %s)",
+                cfg.architecture, cfg.family, cfg.model_structure, len(trainable),
+                len(list(model.parameters())), cfg.unfreeze_layer)
+    logger.debug("trainable parameters: %s", ", ".join(trainable))
+    return model
+
+
+def _train_loader(cfg: Config, generator: torch.Generator) -> DataLoader:
+    return get_data_loader(
+        "train", data_root=cfg.data_root, metadata_root=cfg.metadata_root,
+        dataset_name=cfg.dataset_name, batch_size=cfg.batch_size, workers=cfg.workers,
+        resize_size=cfg.resize_size, crop_size=cfg.crop_size,
+        proxy_training_set=cfg.proxy_training_set,
+        sampler_factory=lambda dataset: RandomSampler(dataset, generator=generator))
+
+
+def _progress(loader: Iterable, description: str) -> Iterable:
+    return tqdm(loader, desc=description, leave=False, disable=not sys.stderr.isatty())
+
+
+def train_one_epoch(model: nn.Module, criterion: DualBranchLoss,
+                    optimizer: torch.optim.Optimizer, loader: DataLoader, device: torch.device,
+                    epoch: int, cfg: Config) -> dict[str, float]:
+    """Train one epoch (SPEC §5.3) and return its averages.
+
+    Raises:
+        FloatingPointError: the loss became NaN or infinite (names the epoch and step).
+    """
+    set_train_mode(model, cfg.unfreeze_layer, cfg.bn_mode)
+    sums = {"loss": 0.0, "loss_ce": 0.0, "loss_bce": 0.0, "correct": 0, "correct2": 0}
+    seen = 0
+    for step, (images, labels, _) in enumerate(_progress(loader, f"epoch {epoch}"), start=1):
+        images = images.to(device, non_blocking=True)
+        labels = labels.to(device, non_blocking=True)
+        outputs = model(images)
+        loss = criterion(outputs, labels)
+        value = loss.total.item()
+        if not math.isfinite(value):
+            raise FloatingPointError(
+                f"loss is {value} at epoch {epoch}, step {step} of {len(loader)}; training "
+                "stopped (lower --lr, or check the data and the starting checkpoint)")
+        optimizer.zero_grad(set_to_none=True)
+        loss.total.backward()
+        optimizer.step()
+        batch = labels.shape[0]
+        seen += batch
+        sums["loss"] += value * batch
+        sums["loss_ce"] += loss.ce.item() * batch
+        sums["correct"] += int((outputs["logits"].argmax(dim=1) == labels).sum())
+        if loss.bce is not None:
+            sums["loss_bce"] += loss.bce.item() * batch
+            sums["correct2"] += int((outputs["logits2"].argmax(dim=1) == labels).sum())
+    if seen == 0:
+        raise PipelineError(f"the {cfg.dataset_name} train split has no images")
+    stats = {"loss": sums["loss"] / seen, "loss_ce": sums["loss_ce"] / seen,
+             "accuracy": 100.0 * sums["correct"] / seen, "num_images": seen}
+    if "logits2" in outputs:
+        stats["loss_bce"] = sums["loss_bce"] / seen
+        stats["accuracy2"] = 100.0 * sums["correct2"] / seen
+    return stats
+
+
+def _save(folder: str, model: DualBranchModel, optimizer: torch.optim.Optimizer, epoch: int,
+          cfg: Config, generator: torch.Generator) -> str:
+    """Write the epoch's checkpoint atomically, then the `latest_checkpoint.json` pointer."""
+    name = checkpoint_name(epoch, cfg.epochs)
+    state = {
+        "format_version": CHECKPOINT_FORMAT_VERSION,
+        "architecture": cfg.architecture,
+        "family": cfg.family,
+        "model_structure": cfg.model_structure,
+        "num_classes": cfg.num_classes,
+        "epoch": epoch,
+        "state_dict": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "config": cfg.to_dict(),
+        "rng": _rng_state(generator),
+    }
+    path = str(save_checkpoint(os.path.join(folder, name), state))
+    _write_json(os.path.join(folder, LATEST_POINTER), {"checkpoint": name, "epoch": epoch})
+    logger.info("saved %s (epoch %d)", path, epoch)
+    return path
+
+
+def _write_json(path: str, data: dict[str, Any]) -> None:
+    """Write JSON atomically."""
+    temporary = f"{path}.tmp"
+    with open(temporary, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=2)
+        handle.write("\n")
+    os.replace(temporary, path)
+
+
+def _report_epoch(folder: str, epoch: int, lrs: list[float], stats: dict[str, float],
+                  seconds: float) -> None:
+    """Write the SPEC §8.4 training report and append a row to `train_metrics.jsonl`."""
+    report = {"summary": True, "step": epoch, "train/classification": stats["accuracy"],
+              "train/loss": stats["loss"]}
+    os.makedirs(os.path.join(folder, "reports_train"), exist_ok=True)
+    _write_json(os.path.join(folder, "reports_train", f"{epoch}.json"), report)
+    row = {"epoch": epoch, "lr": lrs, **stats, "seconds": round(seconds, 3)}
+    with open(os.path.join(folder, "train_metrics.jsonl"), "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(row) + "\n")
+    extra = (f", bce {stats['loss_bce']:.4f}, head-2 acc {stats['accuracy2']:.2f}%"
+             if "loss_bce" in stats else "")
+    logger.info("epoch %d: loss %.4f (ce %.4f%s), head-1 acc %.2f%%, lr %s, %.1fs", epoch,
+                stats["loss"], stats["loss_ce"], extra, stats["accuracy"],
+                ", ".join(f"{lr:.3g}" for lr in lrs), seconds)
+
+
+def _resume(cfg: Config, model: DualBranchModel, optimizer: torch.optim.Optimizer,
+            generator: torch.Generator) -> int:
+    """Restore model, optimizer and RNG states; return the first epoch still to run."""
+    path = _resume_path(cfg)
+    checkpoint = load_training_checkpoint(path)
+    if checkpoint.get("format_version") != CHECKPOINT_FORMAT_VERSION:
+        raise PipelineError(f"--resume: {path} is not a training checkpoint of this project "
+                            f"(format_version {checkpoint.get('format_version')!r}, expected "
+                            f"{CHECKPOINT_FORMAT_VERSION})")
+    saved = checkpoint["config"]
+    differing = [f"--{key} {saved.get(key)!r} (checkpoint) vs {getattr(cfg, key)!r}"
+                 for key in RESUME_MUST_MATCH if saved.get(key) != getattr(cfg, key)]
+    if differing:
+        raise PipelineError(f"--resume: {path} was trained with other settings: "
+                            + "; ".join(differing))
+    load_model_state(model, checkpoint, strict=True)
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    _restore_rng_state(checkpoint["rng"], generator)
+    logger.info("resumed from %s (epoch %d)", path, checkpoint["epoch"])
+    return int(checkpoint["epoch"]) + 1
+
+
+def run(cfg: Config) -> str:
+    """Train as configured and return the path of the last checkpoint written.
+
+    Raises:
+        PipelineError: the experiment folder exists, weights or the resume checkpoint are
+            missing or do not fit, or the train split is empty.
+        FloatingPointError: the loss became NaN or infinite.
+    """
+    folder = _prepare_folder(cfg)
+    setup_logging(os.path.join(folder, "train.log"), cfg.debug)
+    logger.info("[command] %s", " ".join(sys.argv))
+    if cfg.resume and cfg.ft_ckpt:
+        logger.info("--ft_ckpt %s is not loaded: --resume restores the whole model", cfg.ft_ckpt)
+    log_ignored_flags(cfg)
+    write_config(cfg, os.path.join(folder, "config.json"))
+    seed_everything(cfg.seed)
+    device = resolve_device(cfg)
+    model = build_training_model(cfg, load_weights=cfg.resume is None)
+    model_without_ddp = model
+    model.to(device)
+    criterion = DualBranchLoss(cfg.num_classes)
+    optimizer = build_optimizer(model, cfg.lr, lr_classifier_ratio=cfg.lr_classifier_ratio,
+                                momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    base_lrs = [group["lr"] for group in optimizer.param_groups]
+    generator = torch.Generator().manual_seed(cfg.seed)
+    start_epoch = _resume(cfg, model_without_ddp, optimizer, generator) if cfg.resume else 1
+    if start_epoch > cfg.epochs + 1:
+        raise PipelineError(f"--resume: the checkpoint is at epoch {start_epoch - 1}, beyond "
+                            f"--epochs {cfg.epochs}")
+    if cfg.epochs == 0:
+        return _save(folder, model_without_ddp, optimizer, 0, cfg, generator)
+    loader = _train_loader(cfg, generator)
+    logger.info("training epochs %d-%d on %s: %d images, %d steps per epoch", start_epoch,
+                cfg.epochs, device, len(loader.dataset), len(loader))
+    path = os.path.join(folder, checkpoint_name(cfg.epochs, cfg.epochs))
+    for epoch in range(start_epoch, cfg.epochs + 1):
+        lrs = adjust_learning_rate(optimizer, epoch, base_lrs, cfg.lr_decay_frequency)
+        started = time.perf_counter()
+        stats = train_one_epoch(model, criterion, optimizer, loader, device, epoch, cfg)
+        path = _save(folder, model_without_ddp, optimizer, epoch, cfg, generator)
+        _report_epoch(folder, epoch, lrs, stats, time.perf_counter() - started)
+    return path

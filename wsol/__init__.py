@@ -1,0 +1,1 @@
+"""Weakly-supervised object localisation with a dual-branch (softmax + sigmoid) head."""
