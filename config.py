@@ -152,6 +152,9 @@ def _add_train(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--lr_classifier_ratio", type=float, default=10.0)
     group.add_argument("--momentum", type=float, default=0.9)
     group.add_argument("--weight_decay", type=float, default=1e-4)
+    group.add_argument("--checkpoint_interval", type=int, default=1,
+                       help="write {e}_checkpoint.pth.tar every N epochs (the final epoch always "
+                       "writes last_checkpoint.pth.tar)")
     group.add_argument("--resume", default=None,
                        help="checkpoint to continue from, or 'auto' for the experiment's latest")
 
@@ -301,6 +304,8 @@ def _validate_train(cfg: Config) -> None:
     _check(cfg.epochs is not None and cfg.epochs >= 0,
            f"--epochs (alias --epoch) must be given and >= 0 for training, got {cfg.epochs}")
     _check(cfg.lr > 0, f"--lr must be > 0, got {cfg.lr}")
+    _check(cfg.checkpoint_interval >= 1,
+           f"--checkpoint_interval must be >= 1, got {cfg.checkpoint_interval}")
     _check(cfg.lr_decay_frequency >= 1,
            f"--lr_decay_frequency must be >= 1, got {cfg.lr_decay_frequency}")
     _check(1 <= cfg.crop_size <= cfg.resize_size,

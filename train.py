@@ -276,6 +276,17 @@ def _report_epoch(folder: str, epoch: int, lrs: list[float], stats: dict[str, fl
                 ", ".join(f"{lr:.3g}" for lr in lrs), seconds)
 
 
+def _drop_metric_rows(folder: str, start_epoch: int) -> None:
+    """Remove `train_metrics.jsonl` rows of epochs that a resumed run trains again."""
+    path = os.path.join(folder, "train_metrics.jsonl")
+    if not os.path.isfile(path):
+        return
+    with open(path, encoding="utf-8") as handle:
+        rows = [line for line in handle if json.loads(line)["epoch"] < start_epoch]
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.writelines(rows)
+
+
 def _resume(cfg: Config, model: DualBranchModel, optimizer: torch.optim.Optimizer,
             generator: torch.Generator) -> int:
     """Restore model, optimizer and RNG states; return the first epoch still to run."""
@@ -332,11 +343,12 @@ def run(cfg: Config) -> str:
     loader = _train_loader(cfg, generator)
     logger.info("training epochs %d-%d on %s: %d images, %d steps per epoch", start_epoch,
                 cfg.epochs, device, len(loader.dataset), len(loader))
-    path = os.path.join(folder, checkpoint_name(cfg.epochs, cfg.epochs))
+    _drop_metric_rows(folder, start_epoch)
     for epoch in range(start_epoch, cfg.epochs + 1):
         lrs = adjust_learning_rate(optimizer, epoch, base_lrs, cfg.lr_decay_frequency)
         started = time.perf_counter()
         stats = train_one_epoch(model, criterion, optimizer, loader, device, epoch, cfg)
-        path = _save(folder, model_without_ddp, optimizer, epoch, cfg, generator)
+        if epoch == cfg.epochs or epoch % cfg.checkpoint_interval == 0:
+            _save(folder, model_without_ddp, optimizer, epoch, cfg, generator)
         _report_epoch(folder, epoch, lrs, stats, time.perf_counter() - started)
-    return path
+    return os.path.join(folder, checkpoint_name(cfg.epochs, cfg.epochs))

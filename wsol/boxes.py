@@ -147,13 +147,29 @@ def _distinct_thresholds(q: np.ndarray, thresholds: np.ndarray) -> tuple[np.ndar
     """
     peak = int(q.max())
     cutoffs = (thresholds * peak).astype(np.int64)
-    present = np.zeros(257, dtype=bool)
-    present[np.unique(q).astype(np.int64) + 1] = True
-    present[0] = True
+    present = np.concatenate([[True], np.bincount(q.ravel(), minlength=256) > 0])
     floor_value = np.maximum.accumulate(np.where(present, np.arange(257) - 1, -1))
     effective = floor_value[np.minimum(cutoffs, 255) + 1]
     distinct, level = np.unique(effective, return_inverse=True)
     return distinct, level
+
+
+def _foreground_extents(q: np.ndarray, cutoffs: np.ndarray) -> np.ndarray:
+    """Bounding rectangle ``(top, bottom, left, right)`` of ``q > c`` for every cutoff ``c``.
+
+    Rows are half-open; a cutoff with no foreground gives ``bottom == top == 0``.
+    """
+    extents = []
+    for peaks in (q.max(axis=1), q.max(axis=0)):
+        above = peaks[None, :] > cutoffs[:, None]
+        first = above.argmax(axis=1)
+        last = len(peaks) - above[:, ::-1].argmax(axis=1)
+        present = above.any(axis=1)
+        extents += [np.where(present, first, 0), np.where(present, last, 0)]
+    return np.stack(extents, axis=1)
+
+
+_NO_CONTOUR = (np.zeros((1, 1, 2), dtype=np.int32),)
 
 
 def boxes_at_thresholds(q: np.ndarray, thresholds: np.ndarray) -> ThresholdBoxes:
@@ -165,41 +181,32 @@ def boxes_at_thresholds(q: np.ndarray, thresholds: np.ndarray) -> ThresholdBoxes
     """
     height, width = q.shape
     distinct, level = _distinct_thresholds(q, thresholds)
-    row_peak, column_peak = q.max(axis=1), q.max(axis=0)
-    contours_per_level = []
-    for cutoff in distinct:
-        rows = np.flatnonzero(row_peak > cutoff)
-        if len(rows) == 0:
-            contours_per_level.append(())
-            continue
-        columns = np.flatnonzero(column_peak > cutoff)
-        top, bottom, left, right = rows[0], rows[-1] + 1, columns[0], columns[-1] + 1
-        _, binary = cv2.threshold(q[top:bottom, left:right], float(cutoff), 255,
-                                  cv2.THRESH_BINARY)
-        contours = cv2.findContours(binary, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE,
-                                    offset=(int(left), int(top)))[-2]
-        contours_per_level.append(contours)
-    counts = np.array([max(len(c), 1) for c in contours_per_level], dtype=np.int64)
-    offsets = np.concatenate([[0], np.cumsum(counts)])
-    flat = [c for contours in contours_per_level for c in contours]
-    if flat:
-        rects, areas = _rects_and_areas(flat, width, height)
-    else:
-        rects, areas = np.zeros((0, 4), np.int64), np.zeros(0)
-    boxes = np.empty((offsets[-1], 4), dtype=np.int64)
-    largest = np.empty(len(distinct), dtype=np.int64)
-    source = 0
-    for k, contours in enumerate(contours_per_level):
-        start = offsets[k]
-        if not contours:
-            boxes[start] = _EMPTY_BOX
-            largest[k] = start
-            continue
-        n = len(contours)
-        boxes[start:start + n] = rects[source:source + n]
-        largest[k] = start + int(np.argmax(areas[source:source + n]))
-        source += n
-    return ThresholdBoxes(boxes, offsets, largest, level)
+    contours: list[np.ndarray] = []
+    counts = []
+    for cutoff, (top, bottom, left, right) in zip(distinct.tolist(),
+                                                   _foreground_extents(q, distinct).tolist()):
+        found = ()
+        if bottom > top:
+            _, binary = cv2.threshold(q[top:bottom, left:right], cutoff, 255, cv2.THRESH_BINARY)
+            found = cv2.findContours(binary, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE,
+                                     offset=(left, top))[-2]
+        contours.extend(found or _NO_CONTOUR)
+        counts.append(len(found))
+    counts = np.asarray(counts, dtype=np.int64)
+    sizes = np.maximum(counts, 1)
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    boxes, areas = _rects_and_areas(contours, width, height)
+    boxes[offsets[:-1][counts == 0]] = _EMPTY_BOX
+    return ThresholdBoxes(boxes, offsets, _first_argmax(areas, offsets), level)
+
+
+def _first_argmax(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Index of the first maximum of every segment ``values[offsets[k]:offsets[k + 1]]``."""
+    starts = offsets[:-1]
+    segment = np.repeat(np.arange(len(starts)), np.diff(offsets))
+    is_max = values == np.maximum.reduceat(values, starts)[segment]
+    candidates = np.where(is_max, np.arange(len(values)), len(values))
+    return np.minimum.reduceat(candidates, starts)
 
 
 def _rects_and_areas(contours: list[np.ndarray], width: int, height: int
@@ -209,7 +216,7 @@ def _rects_and_areas(contours: list[np.ndarray], width: int, height: int
     Matches ``cv2.boundingRect`` (box ``(x, y, x + w, y + h)`` clipped to ``W−1``, ``H−1``) and
     ``cv2.contourArea`` (Green's formula; exact in integer arithmetic).
     """
-    lengths = np.fromiter((len(c) for c in contours), dtype=np.int64, count=len(contours))
+    lengths = np.fromiter(map(len, contours), dtype=np.int64, count=len(contours))
     points = np.concatenate(contours).reshape(-1, 2).astype(np.int64)
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     x, y = points[:, 0], points[:, 1]
@@ -218,8 +225,7 @@ def _rects_and_areas(contours: list[np.ndarray], width: int, height: int
     x1 = np.minimum(np.maximum.reduceat(x, starts) + 1, width - 1)
     y1 = np.minimum(np.maximum.reduceat(y, starts) + 1, height - 1)
     successor = np.arange(1, len(points) + 1)
-    ends = starts + lengths
-    successor[ends - 1] = starts
+    successor[starts + lengths - 1] = starts
     cross = x * y[successor] - x[successor] * y
     areas = np.abs(np.add.reduceat(cross, starts)) / 2.0
     return np.stack([x0, y0, x1, y1], axis=1), areas

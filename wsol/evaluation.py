@@ -9,6 +9,7 @@ saved as ``{scoremap_root}/{image_id}.npy``.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import sys
@@ -16,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
+from tqdm import tqdm
 
 from wsol.boxes import (
     EVAL_SIZE,
@@ -48,7 +50,59 @@ def _validated(scoremap: np.ndarray, image_id: str) -> np.ndarray:
     return scoremap
 
 
-class BoxEvaluator:
+class _Evaluator:
+    """Shared bookkeeping: additive counters named in ``_COUNTERS`` plus a settings dict."""
+
+    _COUNTERS: tuple[str, ...] = ()
+    config: dict
+    metadata: SplitMetadata
+
+    def reset(self) -> None:
+        """Zero every counter."""
+        raise NotImplementedError
+
+    def accumulate(self, scoremap: np.ndarray, image_id: str,
+                   pred_correct: bool | None = None) -> None:
+        """Add one image."""
+        raise NotImplementedError
+
+    def accumulate_batch(self, scoremaps: np.ndarray, image_ids: Sequence[str],
+                         pred_correct: Sequence[bool] | None = None) -> None:
+        """Add a batch of ``(B, 224, 224)`` maps."""
+        if len(scoremaps) != len(image_ids):
+            raise ValueError(f"{len(scoremaps)} score maps for {len(image_ids)} image ids")
+        for index, image_id in enumerate(image_ids):
+            correct = None if pred_correct is None else bool(pred_correct[index])
+            self.accumulate(scoremaps[index], image_id, correct)
+
+    def state_dict(self) -> dict:
+        """Counters and settings; :meth:`merge` adds another evaluator's state."""
+        return {"config": dict(self.config),
+                **{key: np.copy(getattr(self, key)) for key in self._COUNTERS}}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Replace the counters by ``state``."""
+        self.reset()
+        self.merge(state)
+
+    def merge(self, other: _Evaluator | dict) -> None:
+        """Add the counters of another evaluator (or its ``state_dict``) with equal settings."""
+        state = other.state_dict() if isinstance(other, _Evaluator) else other
+        if state["config"] != self.config:
+            raise ValueError(f"cannot merge evaluators with different settings: "
+                             f"{state['config']} vs {self.config}")
+        for key in self._COUNTERS:
+            setattr(self, key, getattr(self, key) + state[key])
+
+    def restricted(self, image_ids: Sequence[str]) -> _Evaluator:
+        """A fresh evaluator with the same settings that only knows ``image_ids``."""
+        clone = copy.copy(self)
+        clone.metadata = self.metadata.subset(list(image_ids))
+        clone.reset()
+        return clone
+
+
+class BoxEvaluator(_Evaluator):
     """Box metrics over 224×224 score maps (SPEC §7.3–7.6).
 
     Args:
@@ -85,12 +139,12 @@ class BoxEvaluator:
                        "multi_contour_eval": multi_contour_eval, "loc_threshold": loc_threshold,
                        "loc_iou_threshold": loc_iou_threshold, "threshold_rule": threshold_rule}
         self._deltas = np.asarray(self.iou_threshold_list, dtype=np.float64)[:, None] / 100
-        self._gt_cache: dict[str, np.ndarray] = {}
         self.reset()
 
     def reset(self) -> None:
-        """Zero every counter."""
+        """Zero every counter (and forget cached ground truth)."""
         shape = (len(self.iou_threshold_list), len(self.thresholds))
+        self._gt_cache: dict[str, np.ndarray] = {}
         self.num_images = 0
         self.num_with_prediction = 0
         self.num_pred_correct = 0
@@ -149,36 +203,9 @@ class BoxEvaluator:
                 self.num_correct_top1_any += gt_known_any
         self.num_images += 1
 
-    def accumulate_batch(self, scoremaps: np.ndarray, image_ids: Sequence[str],
-                         pred_correct: Sequence[bool] | None = None) -> None:
-        """Add a batch of ``(B, 224, 224)`` maps."""
-        if len(scoremaps) != len(image_ids):
-            raise ValueError(f"{len(scoremaps)} score maps for {len(image_ids)} image ids")
-        for index, image_id in enumerate(image_ids):
-            correct = None if pred_correct is None else bool(pred_correct[index])
-            self.accumulate(scoremaps[index], image_id, correct)
-
     _COUNTERS = ("num_images", "num_with_prediction", "num_pred_correct", "num_correct",
                  "num_correct_gt_known", "num_correct_top1", "num_correct_gt_known_any",
                  "num_correct_top1_any")
-
-    def state_dict(self) -> dict:
-        """Counters and settings; :meth:`merge` adds another evaluator's state."""
-        return {"config": dict(self.config), **{k: getattr(self, k) for k in self._COUNTERS}}
-
-    def load_state_dict(self, state: dict) -> None:
-        """Replace the counters by ``state``."""
-        self.reset()
-        self.merge(state)
-
-    def merge(self, other: BoxEvaluator | dict) -> None:
-        """Add the counters of another evaluator (or its ``state_dict``) with equal settings."""
-        state = other.state_dict() if isinstance(other, BoxEvaluator) else other
-        if state["config"] != self.config:
-            raise ValueError(f"cannot merge evaluators with different settings: "
-                             f"{state['config']} vs {self.config}")
-        for key in self._COUNTERS:
-            setattr(self, key, getattr(self, key) + state[key])
 
     def compute(self) -> dict:
         """Metrics in percent (SPEC §7.5–7.7, §7.9) plus per-threshold curves."""
@@ -218,7 +245,7 @@ class BoxEvaluator:
         return results
 
 
-class MaskEvaluator:
+class MaskEvaluator(_Evaluator):
     """Pixel average precision (PxAP) over 224×224 score maps (SPEC §7.8).
 
     Args:
@@ -244,6 +271,8 @@ class MaskEvaluator:
         self.config = {"cam_curve_interval": cam_curve_interval, "threshold_rule": threshold_rule,
                        "histogram_dtype": histogram_dtype}
         self.reset()
+
+    _COUNTERS = ("num_images", "gt_true_score_hist", "gt_false_score_hist")
 
     def reset(self) -> None:
         """Zero the histograms."""
@@ -272,35 +301,6 @@ class MaskEvaluator:
         self.gt_true_score_hist += self._histogram(scoremap[mask == MASK_FOREGROUND]).astype(self.dtype)
         self.gt_false_score_hist += self._histogram(scoremap[mask == MASK_BACKGROUND]).astype(self.dtype)
         self.num_images += 1
-
-    def accumulate_batch(self, scoremaps: np.ndarray, image_ids: Sequence[str],
-                         pred_correct: Sequence[bool] | None = None) -> None:
-        """Add a batch of ``(B, 224, 224)`` maps."""
-        if len(scoremaps) != len(image_ids):
-            raise ValueError(f"{len(scoremaps)} score maps for {len(image_ids)} image ids")
-        for scoremap, image_id in zip(scoremaps, image_ids):
-            self.accumulate(scoremap, image_id)
-
-    def state_dict(self) -> dict:
-        """Histograms and settings."""
-        return {"config": dict(self.config), "num_images": self.num_images,
-                "gt_true_score_hist": self.gt_true_score_hist.copy(),
-                "gt_false_score_hist": self.gt_false_score_hist.copy()}
-
-    def load_state_dict(self, state: dict) -> None:
-        """Replace the histograms by ``state``."""
-        self.reset()
-        self.merge(state)
-
-    def merge(self, other: MaskEvaluator | dict) -> None:
-        """Add the histograms of another evaluator (or its ``state_dict``) with equal settings."""
-        state = other.state_dict() if isinstance(other, MaskEvaluator) else other
-        if state["config"] != self.config:
-            raise ValueError(f"cannot merge evaluators with different settings: "
-                             f"{state['config']} vs {self.config}")
-        self.num_images += state["num_images"]
-        self.gt_true_score_hist += state["gt_true_score_hist"]
-        self.gt_false_score_hist += state["gt_false_score_hist"]
 
     def compute(self) -> dict:
         """PxAP in percent and the precision-recall curve.
@@ -350,7 +350,11 @@ def _scoremap_path(scoremap_root: str, image_id: str) -> str:
 def _evaluate_chunk(evaluator: BoxEvaluator | MaskEvaluator, scoremap_root: str,
                     image_ids: Sequence[str], pred_correct: dict[str, bool] | None
                     ) -> tuple[dict, list[tuple[str, str]]]:
-    """Accumulate maps read from disk; return the state and the ``(id, reason)`` failures."""
+    """Accumulate maps read from disk into a reset ``evaluator``.
+
+    Returns the evaluator's state and the ``(image_id, reason)`` of every map that failed.
+    """
+    evaluator.reset()
     failures = []
     for image_id in image_ids:
         try:
@@ -376,23 +380,23 @@ def evaluate_scoremaps(evaluator: BoxEvaluator | MaskEvaluator, scoremap_root: s
         raise FileNotFoundError(
             f"{len(missing)} of {len(image_ids)} score maps are missing under {scoremap_root}, "
             f"e.g. {[_scoremap_path(scoremap_root, i) for i in missing[:3]]}")
-    chunks = _chunks(image_ids, max(1, workers) * 4 if workers > 1 else 1)
     failures: list[tuple[str, str]] = []
-    evaluator.reset()
-    if workers <= 1:
-        state, failures = _evaluate_chunk(evaluator, scoremap_root, image_ids, pred_correct)
-        _progress_done(progress, len(image_ids))
-    else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            futures = [pool.submit(_evaluate_chunk, evaluator, scoremap_root, chunk, pred_correct)
-                       for chunk in chunks]
-            done = 0
-            for future, chunk in zip(futures, chunks):
-                state, chunk_failures = future.result()
-                evaluator.merge(state)
-                failures += chunk_failures
-                done += len(chunk)
-                _progress_done(progress, done, len(image_ids))
+    with tqdm(total=len(image_ids), desc="evaluating score maps", unit="map",
+              disable=not progress) as bar:
+        if workers <= 1:
+            _, failures = _evaluate_chunk(evaluator, scoremap_root, image_ids, pred_correct)
+            bar.update(len(image_ids))
+        else:
+            evaluator.reset()
+            template = evaluator.restricted(image_ids)
+            chunks = _chunks(image_ids, workers * 8)
+            with ProcessPoolExecutor(max_workers=workers, initializer=_start_worker,
+                                     initargs=(template, scoremap_root, pred_correct)) as pool:
+                for chunk, (state, chunk_failures) in zip(chunks,
+                                                          pool.map(_evaluate_in_worker, chunks)):
+                    evaluator.merge(state)
+                    failures += chunk_failures
+                    bar.update(len(chunk))
     if failures:
         examples = "; ".join(f"{i}: {reason}" for i, reason in failures[:3])
         raise ScoreMapError(f"{len(failures)} of {len(image_ids)} score maps are invalid, "
@@ -405,9 +409,18 @@ def _chunks(items: Sequence[str], count: int) -> list[Sequence[str]]:
     return [items[i:i + size] for i in range(0, len(items), size)]
 
 
-def _progress_done(enabled: bool, done: int, total: int | None = None) -> None:
-    if enabled:
-        print(f"evaluated {done}/{total or done} score maps", file=sys.stderr)
+_WORKER: dict = {}
+
+
+def _start_worker(evaluator: BoxEvaluator | MaskEvaluator, scoremap_root: str,
+                  pred_correct: dict[str, bool] | None) -> None:
+    """Keep the evaluator and settings in the worker process (sent once, not per chunk)."""
+    _WORKER.update(evaluator=evaluator, scoremap_root=scoremap_root, pred_correct=pred_correct)
+
+
+def _evaluate_in_worker(image_ids: Sequence[str]) -> tuple[dict, list[tuple[str, str]]]:
+    return _evaluate_chunk(_WORKER["evaluator"], _WORKER["scoremap_root"], image_ids,
+                           _WORKER["pred_correct"])
 
 
 def read_pred_correct(path: str) -> dict[str, bool]:

@@ -194,6 +194,19 @@ class SplitMetadata:
         """True for mask datasets (PxAP), False for box datasets."""
         return self.dataset_name in MASK_DATASETS
 
+    def subset(self, image_ids: list[str]) -> SplitMetadata:
+        """The same split restricted to ``image_ids`` (in that order)."""
+        unknown = [i for i in image_ids if i not in self.class_labels]
+        if unknown:
+            raise KeyError(f"{len(unknown)} image ids are not in {self.folder}, e.g. {unknown[:3]}")
+
+        def pick(table: dict) -> dict:
+            return {i: table[i] for i in image_ids if i in table}
+
+        return SplitMetadata(self.dataset_name, self.split, self.folder, list(image_ids),
+                             pick(self.class_labels), pick(self.image_sizes), pick(self.boxes),
+                             pick(self.mask_paths))
+
 
 def split_folder(metadata_root: str, dataset_name: str, split: str) -> str:
     """Return ``{metadata_root}/{dataset_name}/{split}``."""
