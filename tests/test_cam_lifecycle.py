@@ -183,9 +183,13 @@ def test_gradient_methods_share_the_base() -> None:
     assert all(issubclass(CAM_METHODS[name], GradientCAM) for name in GRADIENT_METHODS)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.gpu
 @pytest.mark.parametrize("method", ["cam", *GRADIENT_METHODS])
 def test_cpu_and_cuda_agree(method: str, batch: tuple) -> None:
+    """Same heatmaps on the CPU (OpenCV chain) and on CUDA (torch chain).
+
+    GPU tests are deselected by default; `pytest -m gpu` runs them and fails without CUDA.
+    """
     images, labels = batch
     model = freeze(TinyCAMNet(model_structure="b2"))
     on_cpu = compute_heatmaps(model, images, labels, method)

@@ -8,7 +8,7 @@ the rounded list (with 1.0) and float32 maps.
 
 import json
 import os
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import pytest
@@ -23,7 +23,7 @@ BOX_SETS = ["cub_test_300", "ilsvrc_val_300", "ilsvrc_test_300", "ilsvrc_val_edg
 IOUS = (30, 50, 70)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _fixture(name: str) -> tuple[dict, dict]:
     with open(os.path.join(FIXTURES, name + ".expected.json"), encoding="utf-8") as handle:
         expected = json.load(handle)
@@ -108,7 +108,8 @@ def test_headline_figures(name: str) -> None:
 def test_gt_boxes_in_evaluation_frame() -> None:
     expected, arrays = _fixture("ilsvrc_val_edge_101")
     evaluator = BoxEvaluator(load_metadata(METADATA, "ILSVRC", "val"))
-    for image_id, boxes in zip(arrays["image_ids"], expected["per_image_fingerprint"]["gt_boxes_224"]):
+    boxes_224 = expected["per_image_fingerprint"]["gt_boxes_224"]
+    for image_id, boxes in zip(arrays["image_ids"], boxes_224):
         assert evaluator.gt_boxes(image_id).tolist() == boxes
 
 
@@ -133,5 +134,5 @@ def test_pxap_matches_reference(rule: str, interval: float) -> None:
         counts = []
         for image_id in arrays["image_ids"]:
             mask = evaluator.gt_mask(image_id)
-            counts.append([int((mask == 1).sum()), int((mask == 0).sum()), int((mask == 255).sum())])
+            counts.append([int((mask == value).sum()) for value in (1, 0, 255)])
         assert counts == run["per_image_mask_pixels_fg_bg_ignore"]

@@ -88,8 +88,10 @@ def iou_matrix(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
     boxes_a = np.asarray(boxes_a, dtype=np.int64).reshape(-1, 4)
     boxes_b = np.asarray(boxes_b, dtype=np.int64).reshape(-1, 4)
     for boxes in (boxes_a, boxes_b):
-        if (boxes < 0).any() or (boxes[:, 2] < boxes[:, 0]).any() or (boxes[:, 3] < boxes[:, 1]).any():
-            raise ValueError(f"boxes must satisfy 0 <= x0 <= x1 and 0 <= y0 <= y1, got {boxes.tolist()}")
+        inverted = (boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])
+        if (boxes < 0).any() or inverted.any():
+            raise ValueError(f"boxes must satisfy 0 <= x0 <= x1 and 0 <= y0 <= y1, "
+                             f"got {boxes.tolist()}")
     a = boxes_a[:, None, :]
     b = boxes_b[None, :, :]
     inter_w = np.maximum(0, np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]) + 1)

@@ -266,7 +266,8 @@ class MaskEvaluator(_Evaluator):
             raise ValueError(f"histogram_dtype must be float64 or float32, got {histogram_dtype!r}")
         self.metadata = metadata
         self.mask_root = mask_root
-        self.edges = np.asarray(threshold_list(cam_curve_interval, threshold_rule) + [1.0, 2.0, 3.0])
+        edges = threshold_list(cam_curve_interval, threshold_rule) + [1.0, 2.0, 3.0]
+        self.edges = np.asarray(edges)
         self.dtype = np.dtype(histogram_dtype)
         self.config = {"cam_curve_interval": cam_curve_interval, "threshold_rule": threshold_rule,
                        "histogram_dtype": histogram_dtype}
@@ -298,8 +299,10 @@ class MaskEvaluator(_Evaluator):
         """Add one image (``pred_correct`` is accepted for interface symmetry and unused)."""
         scoremap = _validated(scoremap, image_id)
         mask = self.gt_mask(image_id)
-        self.gt_true_score_hist += self._histogram(scoremap[mask == MASK_FOREGROUND]).astype(self.dtype)
-        self.gt_false_score_hist += self._histogram(scoremap[mask == MASK_BACKGROUND]).astype(self.dtype)
+        foreground = self._histogram(scoremap[mask == MASK_FOREGROUND])
+        background = self._histogram(scoremap[mask == MASK_BACKGROUND])
+        self.gt_true_score_hist += foreground.astype(self.dtype)
+        self.gt_false_score_hist += background.astype(self.dtype)
         self.num_images += 1
 
     def compute(self) -> dict:

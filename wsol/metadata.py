@@ -129,7 +129,8 @@ def read_boxes(path: str, image_sizes: dict[str, tuple[int, int]] | None = None
     boxes: dict[str, list[Box]] = {}
     for number, fields in _records(path, 5, "image_id,x0,y0,x1,y1"):
         image_id = fields[0]
-        x0, y0, x1, y1 = (_to_int(path, number, v, n) for v, n in zip(fields[1:], "x0 y0 x1 y1".split()))
+        x0, y0, x1, y1 = (_to_int(path, number, value, name)
+                          for value, name in zip(fields[1:], ("x0", "y0", "x1", "y1")))
         if min(x0, y0) < 0 or x1 < x0 or y1 < y0:
             raise MetadataError(
                 path, number, f"box must satisfy 0 <= x0 <= x1 and 0 <= y0 <= y1, "
