@@ -1,4 +1,4 @@
-"""Command-line configuration: the authors' flags, an optional YAML file, validation, freezing.
+"""Command-line configuration: the authors' flags, an optional YAML file, validation.
 
 `get_config(argv)` parses the flags of SPEC §8.1 (plus this project's own), overlays an optional
 `--config file.yaml` (keys are flag names without dashes; the command line wins), applies the
@@ -20,12 +20,13 @@ import yaml
 
 from cam import CAM_METHODS, POSTPROCESS_BACKENDS
 from wsol.boxes import threshold_list
+from wsol.checkpoints import TORCHVISION_FILES, torchvision_weights_path
 from wsol.freezing import unfreeze_choices
-from wsol.metadata import MASK_DATASETS, NUM_CLASSES, split_folder
+from wsol.metadata import NUM_CLASSES, split_folder
 from wsol.models import build_model
 
-__all__ = ["Config", "ConfigError", "PipelineError", "build_parser", "get_config", "log_ignored_flags",
-           "resolve_device", "str2bool", "validate", "write_config"]
+__all__ = ["Config", "ConfigError", "PipelineError", "build_parser", "get_config",
+           "log_ignored_flags", "resolve_device", "str2bool", "validate", "write_config"]
 
 logger = logging.getLogger(__name__)
 
@@ -63,10 +64,6 @@ class Config(argparse.Namespace):
         """Return the settings as a plain, JSON-serialisable dict."""
         return {name: list(value) if isinstance(value, tuple) else value
                 for name, value in vars(self).items()}
-
-    def replace(self, **changes: Any) -> Config:
-        """Return a copy with some settings changed (not re-validated)."""
-        return Config(**{**vars(self), **changes})
 
 
 def str2bool(value: str | bool) -> bool:
@@ -256,7 +253,6 @@ def _derive(args: argparse.Namespace) -> dict[str, Any]:
     values = vars(args).copy()
     values["family"] = "cam" if args.method == "cam" else "grad"
     values["num_classes"] = NUM_CLASSES[args.dataset_name]
-    values["has_masks"] = args.dataset_name in MASK_DATASETS
     values["log_folder"] = os.path.join(args.root, args.experiment_name)
     values["iou_threshold_list"] = tuple(args.iou_threshold_list)
     values["multi_contour_eval"] = values["multi_iou_eval"] = args.box_v2_metric
@@ -325,9 +321,26 @@ def _validate_train(cfg: Config) -> None:
            "--resume continues an experiment and --override_cache deletes it; give only one")
     _check(cfg.branch_init == "random" or cfg.model_structure == "b2",
            "--branch_init clone needs --model_structure b2")
+    _validate_starting_weights(cfg)
     folder = split_folder(cfg.metadata_root, cfg.dataset_name, "train")
-    _check(os.path.isdir(folder), f"no training metadata: folder {folder} not found "
-           "(check --metadata_root and --dataset_name)")
+    _check(cfg.epochs == 0 or os.path.isdir(folder), f"no training metadata: folder {folder} not "
+           "found (check --metadata_root and --dataset_name)")
+
+
+def _validate_starting_weights(cfg: Config) -> None:
+    """The files training starts from exist (checked before the experiment folder is made)."""
+    for flag, path in (("--ft_ckpt", cfg.ft_ckpt), ("--resume", cfg.resume)):
+        _check(path in (None, "auto") or os.path.isfile(path), f"{flag}: file not found: {path}")
+    if cfg.pretrained and cfg.ft_ckpt is None and cfg.resume is None:
+        try:
+            torchvision_weights_path(cfg.architecture, cfg.pretrained_path)
+        except FileNotFoundError:
+            where = cfg.pretrained_path or os.path.join(torch.hub.get_dir(), "checkpoints")
+            raise ConfigError(
+                f"--pretrained true: torchvision's ImageNet weights for {cfg.architecture} were "
+                f"not found in {where} (they are never downloaded). Put "
+                f"{TORCHVISION_FILES[cfg.architecture][0]} there, pass the file or its folder "
+                "with --pretrained_path, or train from scratch with --pretrained false") from None
 
 
 def _unfreeze_choices(cfg: Config) -> tuple[str, ...]:

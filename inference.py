@@ -20,9 +20,7 @@ import json
 import logging
 import os
 import shutil
-import sys
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,12 +28,11 @@ import cv2
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Subset
-from tqdm import tqdm
 
-from cam import get_method, postprocess_maps
+from cam import CAMMethod, CAMResult, get_method, postprocess_maps
 from config import Config, PipelineError, log_ignored_flags, resolve_device
 from data_loaders import IMAGENET_MEAN, IMAGENET_STD, dataset_folder, get_data_loader
-from train import setup_logging, seed_everything
+from train import progress, seed_everything, setup_logging
 from wsol.boxes import boxes_at_thresholds, quantize
 from wsol.checkpoints import CheckpointMismatchError, load_model_checkpoint
 from wsol.evaluation import BoxEvaluator, MaskEvaluator, build_evaluator
@@ -92,8 +89,6 @@ def checkpoint_to_evaluate(cfg: Config) -> str:
     """
     own = os.path.join(cfg.log_folder, f"{cfg.eval_checkpoint_type}_checkpoint.pth.tar")
     if os.path.isfile(own):
-        if cfg.ft_ckpt is not None:
-            logger.info("evaluating %s; --ft_ckpt %s is not used", own, cfg.ft_ckpt)
         return own
     if cfg.ft_ckpt is not None and os.path.isfile(cfg.ft_ckpt):
         return cfg.ft_ckpt
@@ -139,10 +134,6 @@ def _build_evaluator(cfg: Config, loader: DataLoader) -> BoxEvaluator | MaskEval
 
 def _clamp_setting(value: str) -> bool | None:
     return {"auto": None, "true": True, "false": False}[value]
-
-
-def _progress(loader: Iterable, description: str) -> Iterable:
-    return tqdm(loader, desc=description, leave=False, disable=not sys.stderr.isatty())
 
 
 def _to_numpy(maps: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -211,8 +202,8 @@ class _Counts:
     has_branch2: bool = False
 
 
-def _fidelity_update(meter: FidelityMeter, explainer: Any, model: DualBranchModel,
-                     images: torch.Tensor, labels: torch.Tensor, result: Any,
+def _fidelity_update(meter: FidelityMeter, explainer: CAMMethod, model: DualBranchModel,
+                     images: torch.Tensor, labels: torch.Tensor, result: CAMResult,
                      scoremaps: np.ndarray, cfg: Config) -> None:
     """Score the heatmaps of the predicted class (the authors' fidelity protocol)."""
     predicted = result.outputs["logits"].argmax(dim=1)
@@ -229,20 +220,21 @@ def _run_pass(model: DualBranchModel, loader: DataLoader, evaluator: BoxEvaluato
     counts = _Counts(has_branch2=model.has_branch2)
     method = get_method(cfg.method)(model, clamp_negative=_clamp_setting(cfg.clamp_negative))
     with method as explainer:
-        for images, labels, image_ids in _progress(loader, f"eval {cfg.method}"):
+        for images, labels, batch_ids in progress(loader, f"eval {cfg.method}"):
+            image_ids = list(batch_ids)
             images = images.to(device, non_blocking=True)
             labels = labels.to(device, non_blocking=True)
             result = explainer.explain(images, labels)
             correct = (result.outputs["logits"].argmax(dim=1) == labels).cpu().numpy()
             scoremaps = _to_numpy(postprocess_maps(result.maps, cfg.method, cfg.postprocess))
-            evaluator.accumulate_batch(scoremaps, list(image_ids), correct)
+            evaluator.accumulate_batch(scoremaps, image_ids, correct)
             if counts.has_branch2:
                 counts.correct2 += int((result.outputs["logits2"].argmax(dim=1) == labels).sum())
             if cfg.save_scoremaps:
-                _save_scoremaps(paths.scoremaps, scoremaps, list(image_ids), correct)
+                _save_scoremaps(paths.scoremaps, scoremaps, image_ids, correct)
             remaining = cfg.num_overlays - counts.images
             if remaining > 0:
-                _write_overlays(paths.overlays, images, scoremaps, list(image_ids), remaining,
+                _write_overlays(paths.overlays, images, scoremaps, image_ids, remaining,
                                 evaluator, cfg)
             if meter is not None:
                 _fidelity_update(meter, explainer, model, images, labels, result, scoremaps, cfg)
@@ -326,12 +318,14 @@ def evaluate(cfg: Config) -> dict[str, Any]:
         PipelineError: results exist already, no checkpoint, or it does not fit the model.
     """
     paths = eval_paths(cfg)
+    checkpoint = checkpoint_to_evaluate(cfg)
     _claim_outputs(paths, cfg.override_cache)
     setup_logging(paths.log, cfg.debug)
     log_ignored_flags(cfg)
+    if cfg.ft_ckpt is not None and checkpoint != cfg.ft_ckpt:
+        logger.info("evaluating %s; --ft_ckpt %s is not used", checkpoint, cfg.ft_ckpt)
     seed_everything(cfg.seed)
     device = resolve_device(cfg)
-    checkpoint = checkpoint_to_evaluate(cfg)
     model = _load_model(cfg, checkpoint).to(device).eval()
     loader = _eval_loader(cfg)
     evaluator = _build_evaluator(cfg, loader)

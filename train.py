@@ -30,6 +30,7 @@ from tqdm import tqdm
 from config import Config, PipelineError, log_ignored_flags, resolve_device, write_config
 from data_loaders import get_data_loader
 from wsol.checkpoints import (
+    CheckpointMismatchError,
     load_finetune_checkpoint,
     load_model_state,
     load_torchvision_weights,
@@ -46,6 +47,7 @@ __all__ = [
     "CHECKPOINT_FORMAT_VERSION",
     "LATEST_POINTER",
     "checkpoint_name",
+    "progress",
     "run",
     "seed_everything",
     "setup_logging",
@@ -59,20 +61,21 @@ LATEST_POINTER = "latest_checkpoint.json"
 RESUME_MUST_MATCH = ("architecture", "family", "model_structure", "dataset_name",
                      "large_feature_map", "unfreeze_layer")
 _LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+_HANDLERS: list[logging.Handler] = []
 
 
 def setup_logging(log_path: str | None, debug: bool = False) -> None:
     """Log to stderr and, when given, to `log_path`; replaces handlers set by an earlier call."""
     root = logging.getLogger()
-    for handler in [h for h in root.handlers if getattr(h, "_pipeline", False)]:
+    while _HANDLERS:
+        handler = _HANDLERS.pop()
         root.removeHandler(handler)
         handler.close()
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    _HANDLERS.append(logging.StreamHandler(sys.stderr))
     if log_path is not None:
-        handlers.append(logging.FileHandler(log_path, encoding="utf-8"))
-    for handler in handlers:
+        _HANDLERS.append(logging.FileHandler(log_path, encoding="utf-8"))
+    for handler in _HANDLERS:
         handler.setFormatter(logging.Formatter(_LOG_FORMAT))
-        handler._pipeline = True
         root.addHandler(handler)
     root.setLevel(logging.DEBUG if debug else logging.INFO)
 
@@ -143,18 +146,18 @@ def _resume_path(cfg: Config) -> str:
 
 def _load_starting_weights(model: DualBranchModel, cfg: Config) -> None:
     """Fill a new model from `--ft_ckpt` (SPEC §3.10) or local torchvision weights (§3.9)."""
-    if cfg.ft_ckpt is not None:
-        load_finetune_checkpoint(model, cfg.ft_ckpt, unfreeze_layer=cfg.unfreeze_layer)
-    elif cfg.pretrained:
-        try:
+    try:
+        if cfg.ft_ckpt is not None:
+            load_finetune_checkpoint(model, cfg.ft_ckpt, unfreeze_layer=cfg.unfreeze_layer)
+        elif cfg.pretrained:
             load_torchvision_weights(model, cfg.pretrained_path,
                                      keep_head=cfg.dataset_name == "ILSVRC")
-        except FileNotFoundError as error:
-            raise PipelineError(
-                f"--pretrained true needs torchvision's ImageNet weights on disk ({error}); put "
-                "the file there or pass its location with --pretrained_path, or train from "
-                "scratch with --pretrained false") from None
-    else:
+    except CheckpointMismatchError as error:
+        source = cfg.ft_ckpt or "the torchvision weights"
+        raise PipelineError(f"{source} does not fit --architecture {cfg.architecture} "
+                            f"--method {cfg.method} ({cfg.family} family) --model_structure "
+                            f"{cfg.model_structure}: {error}") from None
+    if cfg.ft_ckpt is None and not cfg.pretrained:
         logger.info("no --ft_ckpt and --pretrained false: training from the initialisation")
 
 
@@ -182,7 +185,8 @@ def _train_loader(cfg: Config, generator: torch.Generator) -> DataLoader:
         sampler_factory=lambda dataset: RandomSampler(dataset, generator=generator))
 
 
-def _progress(loader: Iterable, description: str) -> Iterable:
+def progress(loader: Iterable, description: str) -> Iterable:
+    """tqdm progress over `loader`, shown only when stderr is a terminal."""
     return tqdm(loader, desc=description, leave=False, disable=not sys.stderr.isatty())
 
 
@@ -197,7 +201,7 @@ def train_one_epoch(model: nn.Module, criterion: DualBranchLoss,
     set_train_mode(model, cfg.unfreeze_layer, cfg.bn_mode)
     sums = {"loss": 0.0, "loss_ce": 0.0, "loss_bce": 0.0, "correct": 0, "correct2": 0}
     seen = 0
-    for step, (images, labels, _) in enumerate(_progress(loader, f"epoch {epoch}"), start=1):
+    for step, (images, labels, _) in enumerate(progress(loader, f"epoch {epoch}"), start=1):
         images = images.to(device, non_blocking=True)
         labels = labels.to(device, non_blocking=True)
         outputs = model(images)
@@ -287,10 +291,9 @@ def _drop_metric_rows(folder: str, start_epoch: int) -> None:
         handle.writelines(rows)
 
 
-def _resume(cfg: Config, model: DualBranchModel, optimizer: torch.optim.Optimizer,
+def _resume(cfg: Config, path: str, model: DualBranchModel, optimizer: torch.optim.Optimizer,
             generator: torch.Generator) -> int:
-    """Restore model, optimizer and RNG states; return the first epoch still to run."""
-    path = _resume_path(cfg)
+    """Restore model, optimizer and RNG states from `path`; return the first epoch to run."""
     checkpoint = load_training_checkpoint(path)
     if checkpoint.get("format_version") != CHECKPOINT_FORMAT_VERSION:
         raise PipelineError(f"--resume: {path} is not a training checkpoint of this project "
@@ -309,14 +312,8 @@ def _resume(cfg: Config, model: DualBranchModel, optimizer: torch.optim.Optimize
     return int(checkpoint["epoch"]) + 1
 
 
-def run(cfg: Config) -> str:
-    """Train as configured and return the path of the last checkpoint written.
-
-    Raises:
-        PipelineError: the experiment folder exists, weights or the resume checkpoint are
-            missing or do not fit, or the train split is empty.
-        FloatingPointError: the loss became NaN or infinite.
-    """
+def _open_experiment(cfg: Config) -> str:
+    """Create the experiment folder, start logging to it and write `config.json`."""
     folder = _prepare_folder(cfg)
     setup_logging(os.path.join(folder, "train.log"), cfg.debug)
     logger.info("[command] %s", " ".join(sys.argv))
@@ -324,22 +321,15 @@ def run(cfg: Config) -> str:
         logger.info("--ft_ckpt %s is not loaded: --resume restores the whole model", cfg.ft_ckpt)
     log_ignored_flags(cfg)
     write_config(cfg, os.path.join(folder, "config.json"))
-    seed_everything(cfg.seed)
-    device = resolve_device(cfg)
-    model = build_training_model(cfg, load_weights=cfg.resume is None)
+    return folder
+
+
+def _train_epochs(cfg: Config, folder: str, model: DualBranchModel,
+                  optimizer: torch.optim.Optimizer, base_lrs: list[float],
+                  generator: torch.Generator, device: torch.device, start_epoch: int) -> None:
+    """Epochs `start_epoch`…`--epochs`: schedule, one epoch, checkpoint, report."""
     model_without_ddp = model
-    model.to(device)
     criterion = DualBranchLoss(cfg.num_classes)
-    optimizer = build_optimizer(model, cfg.lr, lr_classifier_ratio=cfg.lr_classifier_ratio,
-                                momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    base_lrs = [group["lr"] for group in optimizer.param_groups]
-    generator = torch.Generator().manual_seed(cfg.seed)
-    start_epoch = _resume(cfg, model_without_ddp, optimizer, generator) if cfg.resume else 1
-    if start_epoch > cfg.epochs + 1:
-        raise PipelineError(f"--resume: the checkpoint is at epoch {start_epoch - 1}, beyond "
-                            f"--epochs {cfg.epochs}")
-    if cfg.epochs == 0:
-        return _save(folder, model_without_ddp, optimizer, 0, cfg, generator)
     loader = _train_loader(cfg, generator)
     logger.info("training epochs %d-%d on %s: %d images, %d steps per epoch", start_epoch,
                 cfg.epochs, device, len(loader.dataset), len(loader))
@@ -351,4 +341,32 @@ def run(cfg: Config) -> str:
         if epoch == cfg.epochs or epoch % cfg.checkpoint_interval == 0:
             _save(folder, model_without_ddp, optimizer, epoch, cfg, generator)
         _report_epoch(folder, epoch, lrs, stats, time.perf_counter() - started)
+
+
+def run(cfg: Config) -> str:
+    """Train as configured and return the path of the final checkpoint.
+
+    Raises:
+        PipelineError: the experiment folder exists, weights or the resume checkpoint are
+            missing or do not fit, or the train split is empty.
+        FloatingPointError: the loss became NaN or infinite.
+    """
+    resume_path = _resume_path(cfg) if cfg.resume else None
+    folder = _open_experiment(cfg)
+    seed_everything(cfg.seed)
+    device = resolve_device(cfg)
+    model = build_training_model(cfg, load_weights=resume_path is None).to(device)
+    optimizer = build_optimizer(model, cfg.lr, lr_classifier_ratio=cfg.lr_classifier_ratio,
+                                momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    base_lrs = [group["lr"] for group in optimizer.param_groups]
+    generator = torch.Generator().manual_seed(cfg.seed)
+    start_epoch = 1
+    if resume_path is not None:
+        start_epoch = _resume(cfg, resume_path, model, optimizer, generator)
+    if start_epoch > cfg.epochs + 1:
+        raise PipelineError(f"--resume: the checkpoint is at epoch {start_epoch - 1}, beyond "
+                            f"--epochs {cfg.epochs}")
+    if cfg.epochs == 0:
+        return _save(folder, model, optimizer, 0, cfg, generator)
+    _train_epochs(cfg, folder, model, optimizer, base_lrs, generator, device, start_epoch)
     return os.path.join(folder, checkpoint_name(cfg.epochs, cfg.epochs))

@@ -57,8 +57,9 @@ def load_record(path: str) -> dict[str, Any]:
     return {**results["settings"], "metrics": results["metrics"], "path": path}
 
 
-def _sort_key(record: dict[str, Any]) -> tuple:
-    return (list(ARCHITECTURES).index(record["architecture"]), list(METHODS).index(record["method"]),
+def _sort_key(record: dict[str, Any]) -> tuple[int, int, int, str]:
+    return (list(ARCHITECTURES).index(record["architecture"]),
+            list(METHODS).index(record["method"]),
             STRUCTURES.index(record["model_structure"]), record["path"])
 
 

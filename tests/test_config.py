@@ -10,8 +10,17 @@ import pytest
 from config import Config, ConfigError, get_config, str2bool, write_config
 
 METADATA = str(Path(__file__).resolve().parent.parent / "metadata")
-TRAIN = ["--metadata_root", METADATA, "--dataset_name", "CUB", "--architecture", "resnet50"]
-EVAL = TRAIN + ["--eval_only"]
+BASE = ["--metadata_root", METADATA, "--dataset_name", "CUB", "--architecture", "resnet50"]
+TRAIN = BASE + ["--pretrained", "false"]
+EVAL = BASE + ["--eval_only"]
+
+
+@pytest.fixture()
+def ckpt(tmp_path: Path) -> str:
+    """An existing file to pass as --ft_ckpt (validation only checks that it exists)."""
+    path = tmp_path / "vanilla.pth.tar"
+    path.write_bytes(b"")
+    return str(path)
 
 
 def _config(*argv: str) -> Config:
@@ -28,11 +37,11 @@ def test_prefixes_of_flags_are_rejected() -> None:
         _config(*TRAIN, "--epoch", "1", "--weight_dec", "0.1")
 
 
-def test_readme_commands_parse() -> None:
+def test_readme_commands_parse(ckpt: str) -> None:
     common = ["--metadata_root", METADATA, "--dataset_name", "CUB", "--architecture", "vgg16",
               "--large_feature_map", "FALSE", "--batch_size", "32", "--workers", "4",
               "--gpus", "0", "--lr", "0.003", "--weight_decay", "5.00E-04",
-              "--model_structure", "b2", "--ft_ckpt", "vanilla.pth.tar", "--wandb", "on"]
+              "--model_structure", "b2", "--ft_ckpt", ckpt, "--wandb", "on"]
     train = _config(*common, "--method", "cam", "--epoch", "3", "--lr_decay_frequency", "3",
                     "--unfreeze_layer", "fc2")
     assert (train.epochs, train.unfreeze_layer, train.large_feature_map) == (3, "fc2", False)
@@ -67,7 +76,7 @@ def test_config_is_frozen_and_written_as_json(tmp_path: Path) -> None:
 def test_yaml_values_and_command_line_override(tmp_path: Path) -> None:
     path = tmp_path / "run.yaml"
     path.write_text("architecture: vgg16\nepoch: 5\nlr: 0.5\nlarge_feature_map: true\n"
-                    "iou_threshold_list: [50, 70]\n")
+                    "iou_threshold_list: [50, 70]\npretrained: false\n")
     cfg = _config("--config", str(path), "--metadata_root", METADATA, "--lr", "0.1")
     assert (cfg.architecture, cfg.epochs, cfg.lr, cfg.large_feature_map) == ("vgg16", 5, 0.1, True)
     assert cfg.iou_threshold_list == (50, 70)
@@ -98,6 +107,10 @@ def test_yaml_unknown_key_names_key_and_file(tmp_path: Path) -> None:
     (["--metadata_root", METADATA, "--architecture", "vgg16", "--method", "gradcam",
       "--epoch", "1", "--model_structure", "b2", "--unfreeze_layer", "fc2", "--ft_ckpt", "x"],
      "accepted: classifier, classifier_2, branch2, all"),
+    (TRAIN + ["--epoch", "1", "--model_structure", "b2", "--unfreeze_layer", "fc2",
+              "--ft_ckpt", "missing.pth.tar"], "--ft_ckpt: file not found: missing.pth.tar"),
+    (BASE + ["--epoch", "1", "--pretrained_path", "no_weights/"],
+     "never downloaded.*resnet50-19c8e357.pth.*--pretrained false"),
     (TRAIN + ["--epoch", "1", "--resume", "auto", "--override_cache"], "give only one"),
     (TRAIN + ["--epoch", "1", "--init_weight", "false"], "--init_weight"),
     (TRAIN + ["--epoch", "1", "--device", "tpu"], "--device"),
@@ -112,8 +125,8 @@ def test_validation_errors(argv: list[str], message: str) -> None:
         get_config(argv)
 
 
-def test_branch2_alias_and_head_names_are_accepted() -> None:
+def test_branch2_alias_and_head_names_are_accepted(ckpt: str) -> None:
     for name in ("branch2", "fc2", "all"):
         cfg = _config(*TRAIN, "--epoch", "1", "--model_structure", "b2", "--unfreeze_layer", name,
-                      "--ft_ckpt", "x")
+                      "--ft_ckpt", ckpt)
         assert cfg.unfreeze_layer == name

@@ -62,7 +62,7 @@ def _train(workspace: Path, name: str, *extra: str) -> Path:
 
 def _vanilla_flags() -> list[str]:
     """One full batch per epoch, so epoch 1's loss is the untrained model's loss."""
-    return ["--method", "cam", "--epochs", str(VANILLA_EPOCHS), "--lr", "0.0003",
+    return ["--method", "cam", "--epoch", str(VANILLA_EPOCHS), "--lr", "0.0003",
             "--lr_decay_frequency", "20", "--checkpoint_interval", "5"]
 
 
@@ -203,6 +203,14 @@ def test_mask_dataset_reports_pxap_and_recomputes(workspace: Path, b2: Path,
     assert json.loads(output.read_text())["PxAP"] == pytest.approx(metrics["PxAP"])
 
 
+def test_fidelity_metrics_are_reported(workspace: Path, vanilla: Path) -> None:
+    metrics = _evaluate(workspace, "vanilla", "gradcam", "vanilla", "--split", "val",
+                        "--max_images", "1", "--fidelity_metrics", "--num_overlays", "0")["metrics"]
+    assert metrics["num_images"] == 1
+    for key in ("avg_drop", "increase_in_confidence", "insertion_auc", "deletion_auc"):
+        assert 0.0 <= metrics[key] <= 100.0, key
+
+
 def test_resume_after_an_interruption_matches_the_uninterrupted_run(
         workspace: Path, vanilla: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     original = train.train_one_epoch
@@ -239,10 +247,23 @@ def test_existing_experiment_and_results_are_not_overwritten(
     assert main.main(argv) == 1
     assert "--override_cache" in capsys.readouterr().err
     assert main.main(argv + ["--override_cache"]) == 0
-    assert not (folder / "notes.txt").exists() and (folder / "last_checkpoint.pth.tar").exists()
+    assert not (folder / "notes.txt").exists()
+    assert load_training_checkpoint(folder / "last_checkpoint.pth.tar")["epoch"] == 0
     evaluation_argv = _flags(workspace) + ["--experiment_name", "vanilla", "--eval_only"]
     assert main.main(evaluation_argv) == 1
     assert "results_cam.json already exists" in capsys.readouterr().err
+
+
+def test_failures_before_the_start_leave_no_folder(workspace: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    resume = _flags(workspace) + ["--experiment_name", "never_trained", "--epochs", "1",
+                                  "--pretrained", "false", "--resume", "auto"]
+    assert main.main(resume) == 1
+    assert "no completed epoch" in capsys.readouterr().err
+    evaluation = _flags(workspace) + ["--experiment_name", "never_trained", "--eval_only"]
+    assert main.main(evaluation) == 1
+    assert "no checkpoint to evaluate" in capsys.readouterr().err
+    assert not (workspace / "exp" / "never_trained").exists()
 
 
 def test_mismatching_checkpoint_is_rejected_before_evaluation(
