@@ -21,6 +21,7 @@ import yaml
 from cam import CAM_METHODS, POSTPROCESS_BACKENDS
 from wsol.boxes import threshold_list
 from wsol.checkpoints import TORCHVISION_FILES, torchvision_weights_path
+from wsol.distributed import env_info
 from wsol.freezing import unfreeze_choices
 from wsol.metadata import NUM_CLASSES, split_folder
 from wsol.models import build_model
@@ -31,6 +32,7 @@ __all__ = ["Config", "ConfigError", "PipelineError", "build_parser", "get_config
 logger = logging.getLogger(__name__)
 
 ARCHITECTURES = ("vgg16", "resnet50", "inception_v3")
+AMP_MODES = ("off", "bf16", "fp16")
 MODEL_STRUCTURES = ("vanilla", "b2")
 EVAL_FRAME = 224
 VAL_SAMPLE_LIMITS = {"CUB": 5, "OpenImages": 25}
@@ -96,6 +98,9 @@ def _add_general(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--gpus", default=None, help="authors' flag: comma-separated GPU ids; the "
                        "first one is used when CUDA is available and --device is auto")
     group.add_argument("--workers", type=int, default=4, help="DataLoader worker processes")
+    group.add_argument("--amp", default="off", choices=AMP_MODES,
+                       help="mixed precision of training and heatmaps: bf16 (CUDA or CPU) or "
+                       "fp16 (CUDA only, with gradient scaling in training); off = float32")
 
 
 def _add_data(parser: argparse.ArgumentParser) -> None:
@@ -110,7 +115,9 @@ def _add_data(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--resize_size", type=int, default=256, help="training resize")
     group.add_argument("--crop_size", type=int, default=224,
                        help="training crop; evaluation needs 224 (the evaluation frame)")
-    group.add_argument("--batch_size", type=int, default=64)
+    group.add_argument("--batch_size", type=int, default=64,
+                       help="images per batch and process: under torchrun with N processes a "
+                       "training step sees N x --batch_size images")
 
 
 def _add_model(parser: argparse.ArgumentParser) -> None:
@@ -282,12 +289,17 @@ def _validate_common(cfg: Config) -> None:
     _check(cfg.init_weight, "--init_weight false is not supported: the initialisation of "
            "SPEC §3.8 is always applied")
     _validate_device(cfg.device, cfg.gpus)
+    _check(cfg.amp != "fp16" or (cfg.device != "cpu" and torch.cuda.is_available()),
+           "--amp fp16 needs a CUDA device; on the CPU use --amp bf16 or --amp off")
 
 
 def _validate_device(device: str, gpus: str | None) -> None:
     valid = device in ("auto", "cpu", "cuda") or (device.startswith("cuda:")
                                                    and device[5:].isdigit())
     _check(valid, f"--device must be auto, cpu, cuda or cuda:N, got {device!r}")
+    _check(not (env_info().enabled and device.startswith("cuda:")),
+           f"--device {device}: under torchrun every process uses cuda:LOCAL_RANK; pass "
+           "--device auto or cuda (choose the GPUs with CUDA_VISIBLE_DEVICES)")
     _check(device in ("auto", "cpu") or torch.cuda.is_available(),
            f"--device {device} was requested but CUDA is not available")
     if gpus is not None:
@@ -403,7 +415,14 @@ def get_config(argv: Sequence[str] | None = None) -> Config:
 
 
 def resolve_device(cfg: Config) -> torch.device:
-    """Return the device of `--device`; `auto` uses the first `--gpus` id when CUDA exists."""
+    """Return the device of `--device`; `auto` uses the first `--gpus` id when CUDA exists.
+
+    Under torchrun (`WORLD_SIZE` > 1) each process uses `cuda:{LOCAL_RANK}` unless `--device cpu`
+    is given or CUDA is missing.
+    """
+    info = env_info()
+    if info.enabled and cfg.device != "cpu" and torch.cuda.is_available():
+        return torch.device("cuda", info.local_rank)
     if cfg.device != "auto":
         return torch.device(cfg.device)
     if not torch.cuda.is_available():

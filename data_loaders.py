@@ -12,7 +12,7 @@ import dataclasses
 import logging
 import multiprocessing
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -27,6 +27,7 @@ __all__ = [
     "IMAGENET_STD",
     "IMAGE_FOLDER",
     "SPLITS",
+    "ShardSampler",
     "SkipUnreadableCollate",
     "UnreadableImageError",
     "WSOLDataset",
@@ -103,6 +104,11 @@ class WSOLDataset(Dataset):
         transform: applied to the RGB PIL image.
         skip_unreadable: return ``None`` for an undecodable image instead of raising, and count
             it in :attr:`num_skipped` (pair with :class:`SkipUnreadableCollate`).
+        augment_seed: when given, the random transform of image ``i`` in epoch ``e`` (see
+            :meth:`set_epoch`) draws from a generator seeded with ``(augment_seed, e, i)``, so the
+            augmentation of an image does not depend on the order, the loader workers or the
+            process that loads it; the global torch RNG is left untouched. ``None``: the
+            transform draws from the global torch RNG.
 
     Raises:
         FileNotFoundError: the dataset's image folder does not exist.
@@ -110,7 +116,7 @@ class WSOLDataset(Dataset):
 
     def __init__(self, data_root: str, metadata: SplitMetadata,
                  transform: Callable[[Image.Image], torch.Tensor],
-                 skip_unreadable: bool = False) -> None:
+                 skip_unreadable: bool = False, augment_seed: int | None = None) -> None:
         self.data_root = data_root
         self.metadata = metadata
         self.transform = transform
@@ -121,6 +127,12 @@ class WSOLDataset(Dataset):
                 f"that holds {IMAGE_FOLDER.get(metadata.dataset_name, metadata.dataset_name)}/")
         self.skip_unreadable = skip_unreadable
         self._num_skipped = multiprocessing.Value("q", 0) if skip_unreadable else None
+        self.augment_seed = augment_seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the augmentation draws of ``epoch`` (used with ``augment_seed``)."""
+        self.epoch = epoch
 
     def __len__(self) -> int:
         return len(self.metadata.image_ids)
@@ -137,7 +149,15 @@ class WSOLDataset(Dataset):
             with self._num_skipped.get_lock():
                 self._num_skipped.value += 1
             return None
-        return self.transform(image), self.metadata.class_labels[image_id], image_id
+        return self._transform(image, index), self.metadata.class_labels[image_id], image_id
+
+    def _transform(self, image: Image.Image, index: int) -> torch.Tensor:
+        if self.augment_seed is None:
+            return self.transform(image)
+        seed = np.random.SeedSequence([self.augment_seed, self.epoch, index]).generate_state(1)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(seed[0]))
+            return self.transform(image)
 
     @property
     def num_skipped(self) -> int:
@@ -191,6 +211,25 @@ class SkipUnreadableCollate:
             return torch.empty((0, *self.image_shape)), torch.empty(0, dtype=torch.long), []
         images, labels, image_ids = default_collate(readable)
         return images, labels, list(image_ids)
+
+
+class ShardSampler(Sampler[int]):
+    """Indices ``rank, rank + world_size, …`` of a dataset, in order, for sharded evaluation.
+
+    Every index goes to exactly one process; unlike ``DistributedSampler`` nothing is padded or
+    repeated, so summed evaluation counters equal those of a single process.
+    """
+
+    def __init__(self, length: int, rank: int, world_size: int) -> None:
+        if world_size < 1 or not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} does not fit world_size {world_size}")
+        self.indices = range(rank, length, world_size)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
 
 
 def sample_per_class(metadata: SplitMetadata, num_per_class: int) -> SplitMetadata:
@@ -257,7 +296,8 @@ def get_data_loader(split: str, *, data_root: str, metadata_root: str, dataset_n
                     batch_size: int, workers: int, resize_size: int = 256, crop_size: int = 224,
                     proxy_training_set: bool = False, num_val_sample_per_class: int = 0,
                     sampler_factory: SamplerFactory | None = None,
-                    skip_unreadable: bool = False) -> DataLoader:
+                    skip_unreadable: bool = False,
+                    augment_seed: int | None = None) -> DataLoader:
     """Build the loader of one split (SPEC §2.3).
 
     The train loader shuffles and keeps the last partial batch; val/test loaders keep the
@@ -279,6 +319,8 @@ def get_data_loader(split: str, *, data_root: str, metadata_root: str, dataset_n
             it then decides the order, and the loader does not shuffle itself.
         skip_unreadable: drop undecodable images instead of raising; the count is
             ``loader.dataset.num_skipped``.
+        augment_seed: per-image seeded augmentation (see :class:`WSOLDataset`); call
+            ``loader.dataset.set_epoch(epoch)`` before each epoch.
 
     Raises:
         FileNotFoundError: the image folder under ``data_root`` does not exist.
@@ -288,7 +330,7 @@ def get_data_loader(split: str, *, data_root: str, metadata_root: str, dataset_n
                                    proxy_training_set=proxy_training_set,
                                    num_val_sample_per_class=num_val_sample_per_class)
     dataset = WSOLDataset(data_root, metadata, build_transform(split, resize_size, crop_size),
-                          skip_unreadable=skip_unreadable)
+                          skip_unreadable=skip_unreadable, augment_seed=augment_seed)
     sampler = None if sampler_factory is None else sampler_factory(dataset)
     collate = SkipUnreadableCollate((3, crop_size, crop_size)) if skip_unreadable else None
     return DataLoader(dataset, batch_size=batch_size,

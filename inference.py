@@ -12,6 +12,11 @@ gives Top-1 Cls and the "correct" flag of Top-1 Loc, the maps explain the ground
 * `overlays_{tag}/{image_id}.png` for the first `--num_overlays` images.
 
 Existing results of the same tag are never overwritten without `--override_cache`.
+
+Under `torchrun` the split is sharded without padding (image `i` goes to process
+`i % world_size`); every process writes the score maps and overlays of its own images, the
+evaluator counters, classification counts and fidelity sums are added up over all processes, and
+rank 0 writes the results, which equal those of a single process (docs/scaling.md).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import logging
 import os
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import cv2
@@ -29,10 +34,18 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Subset
 
-from cam import CAMMethod, CAMResult, get_method, postprocess_maps
+from cam import CAMMethod, get_method, postprocess_maps_checked
 from config import Config, PipelineError, log_ignored_flags, resolve_device
-from data_loaders import IMAGENET_MEAN, IMAGENET_STD, dataset_folder, get_data_loader
-from train import progress, seed_everything, setup_logging
+from data_loaders import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    ShardSampler,
+    WSOLDataset,
+    dataset_folder,
+    get_data_loader,
+)
+from train import autocast, progress, seed_everything, setup_logging
+from wsol import distributed
 from wsol.boxes import boxes_at_thresholds, quantize
 from wsol.checkpoints import CheckpointMismatchError, load_model_checkpoint
 from wsol.evaluation import BoxEvaluator, MaskEvaluator, build_evaluator
@@ -72,13 +85,18 @@ def eval_paths(cfg: Config) -> EvalPaths:
 
 
 def _claim_outputs(paths: EvalPaths, override: bool) -> None:
-    """Refuse to overwrite earlier results; otherwise clear score maps and overlays left over."""
+    """Refuse to overwrite earlier results; otherwise clear score maps and overlays left over.
+
+    Every process checks; rank 0 clears while the others wait.
+    """
     if os.path.exists(paths.results_json) and not override:
         raise PipelineError(f"{paths.results_json} already exists; pass --override_cache true "
                             "to replace the results of this method and split")
-    for folder in (paths.scoremaps, paths.overlays):
-        shutil.rmtree(folder, ignore_errors=True)
-    os.makedirs(os.path.dirname(paths.results_json), exist_ok=True)
+    if distributed.is_main_process():
+        for folder in (paths.scoremaps, paths.overlays):
+            shutil.rmtree(folder, ignore_errors=True)
+        os.makedirs(os.path.dirname(paths.results_json), exist_ok=True)
+    distributed.barrier()
 
 
 def checkpoint_to_evaluate(cfg: Config) -> str:
@@ -113,15 +131,25 @@ def _load_model(cfg: Config, path: str) -> DualBranchModel:
 
 
 def _eval_loader(cfg: Config) -> DataLoader:
+    """Loader of this process's shard of the split (the first `--max_images` images)."""
     loader = get_data_loader(
         cfg.split, data_root=cfg.data_root, metadata_root=cfg.metadata_root,
         dataset_name=cfg.dataset_name, batch_size=cfg.batch_size, workers=cfg.workers,
         crop_size=cfg.crop_size, num_val_sample_per_class=cfg.num_val_sample_per_class)
-    if cfg.max_images is None or cfg.max_images >= len(loader.dataset):
-        return loader
-    subset = Subset(loader.dataset, range(cfg.max_images))
-    return DataLoader(subset, batch_size=cfg.batch_size, shuffle=False, num_workers=cfg.workers,
-                      pin_memory=loader.pin_memory)
+    dataset = loader.dataset
+    if cfg.max_images is not None and cfg.max_images < len(dataset):
+        dataset = Subset(dataset, range(cfg.max_images))
+    info = distributed.get_info()
+    return DataLoader(dataset, batch_size=cfg.batch_size,
+                      sampler=ShardSampler(len(dataset), info.rank, info.world_size),
+                      num_workers=cfg.workers, pin_memory=loader.pin_memory)
+
+
+def _image_ids(dataset: WSOLDataset | Subset) -> list[str]:
+    """Image ids of the evaluated images, in split order (all processes together)."""
+    if isinstance(dataset, Subset):
+        return [dataset.dataset.metadata.image_ids[index] for index in dataset.indices]
+    return list(dataset.metadata.image_ids)
 
 
 def _build_evaluator(cfg: Config, loader: DataLoader) -> BoxEvaluator | MaskEvaluator:
@@ -140,15 +168,19 @@ def _to_numpy(maps: np.ndarray | torch.Tensor) -> np.ndarray:
     return maps.detach().cpu().numpy() if isinstance(maps, torch.Tensor) else maps
 
 
-def _save_scoremaps(folder: str, scoremaps: np.ndarray, image_ids: list[str],
-                    correct: np.ndarray) -> None:
-    """Write `{folder}/{image_id}.npy` and append `image_id,0|1` to `pred_correct.csv`."""
+def _save_scoremaps(folder: str, scoremaps: np.ndarray, image_ids: list[str]) -> None:
+    """Write `{folder}/{image_id}.npy`."""
     for scoremap, image_id in zip(scoremaps, image_ids):
         path = os.path.join(folder, f"{image_id}.npy")
         os.makedirs(os.path.dirname(path), exist_ok=True)
         np.save(path, scoremap)
-    with open(os.path.join(folder, "pred_correct.csv"), "a", encoding="utf-8") as handle:
-        handle.writelines(f"{image_id},{int(flag)}\n" for image_id, flag in zip(image_ids, correct))
+
+
+def _write_pred_correct(folder: str, image_ids: list[str], correct: dict[str, bool]) -> None:
+    """Write `{folder}/pred_correct.csv`: `image_id,0|1` in split order."""
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, "pred_correct.csv"), "w", encoding="utf-8") as handle:
+        handle.writelines(f"{image_id},{int(correct[image_id])}\n" for image_id in image_ids)
 
 
 def _denormalize(image: torch.Tensor) -> np.ndarray:
@@ -183,9 +215,12 @@ def _draw_overlay(image: torch.Tensor, scoremap: np.ndarray, image_id: str,
 
 
 def _write_overlays(folder: str, images: torch.Tensor, scoremaps: np.ndarray,
-                    image_ids: list[str], count: int,
+                    image_ids: list[str], wanted: frozenset[str],
                     evaluator: BoxEvaluator | MaskEvaluator, cfg: Config) -> None:
-    for image, scoremap, image_id in list(zip(images, scoremaps, image_ids))[:count]:
+    """Overlays of the batch's images that are in `wanted` (the first `--num_overlays`)."""
+    for image, scoremap, image_id in zip(images, scoremaps, image_ids):
+        if image_id not in wanted:
+            continue
         path = os.path.join(folder, f"{image_id}.png")
         os.makedirs(os.path.dirname(path), exist_ok=True)
         if not cv2.imwrite(path, _draw_overlay(image, scoremap, image_id, evaluator, cfg)):
@@ -194,23 +229,37 @@ def _write_overlays(folder: str, images: torch.Tensor, scoremaps: np.ndarray,
 
 @dataclass
 class _Counts:
-    """Running totals of one evaluation pass."""
+    """Running totals of one evaluation pass (of this process's shard)."""
 
     images: int = 0
     correct: int = 0
     correct2: int = 0
     has_branch2: bool = False
+    pred_correct: dict[str, bool] = field(default_factory=dict)
+    nonfinite: int = 0
+
+
+def _explain(explainer: CAMMethod, images: torch.Tensor, targets: torch.Tensor,
+             device: torch.device, cfg: Config
+             ) -> tuple[dict[str, torch.Tensor], np.ndarray, int]:
+    """Outputs (float32), post-processed score maps of `targets` and the number of maps that
+    held NaN or Inf (set to zero, SPEC §6.4), under `--amp`."""
+    with autocast(device, cfg.amp):
+        result = explainer.explain(images, targets)
+    outputs = {name: value.float() for name, value in result.outputs.items()}
+    processed = postprocess_maps_checked(result.maps.float(), cfg.method, cfg.postprocess)
+    return outputs, _to_numpy(processed.scoremaps), int(processed.nonfinite.sum())
 
 
 def _fidelity_update(meter: FidelityMeter, explainer: CAMMethod, model: DualBranchModel,
-                     images: torch.Tensor, labels: torch.Tensor, result: CAMResult,
-                     scoremaps: np.ndarray, cfg: Config) -> None:
+                     images: torch.Tensor, labels: torch.Tensor,
+                     outputs: dict[str, torch.Tensor], scoremaps: np.ndarray,
+                     device: torch.device, cfg: Config) -> None:
     """Score the heatmaps of the predicted class (the authors' fidelity protocol)."""
-    predicted = result.outputs["logits"].argmax(dim=1)
+    predicted = outputs["logits"].argmax(dim=1)
     if not bool((predicted == labels).all()):
-        raw = explainer.explain(images, predicted).maps
-        scoremaps = _to_numpy(postprocess_maps(raw, cfg.method, cfg.postprocess))
-    meter.update(model, images, scoremaps, predicted, outputs=result.outputs)
+        scoremaps = _explain(explainer, images, predicted, device, cfg)[1]
+    meter.update(model, images, scoremaps, predicted, outputs=outputs)
 
 
 def _run_pass(model: DualBranchModel, loader: DataLoader, evaluator: BoxEvaluator | MaskEvaluator,
@@ -218,35 +267,56 @@ def _run_pass(model: DualBranchModel, loader: DataLoader, evaluator: BoxEvaluato
               paths: EvalPaths) -> _Counts:
     """One pass: logits, heatmaps and evaluator updates from a single forward(+backward)."""
     counts = _Counts(has_branch2=model.has_branch2)
+    overlay_ids = frozenset(_image_ids(loader.dataset)[:cfg.num_overlays])
     method = get_method(cfg.method)(model, clamp_negative=_clamp_setting(cfg.clamp_negative))
     with method as explainer:
         for images, labels, batch_ids in progress(loader, f"eval {cfg.method}"):
             image_ids = list(batch_ids)
             images = images.to(device, non_blocking=True)
             labels = labels.to(device, non_blocking=True)
-            result = explainer.explain(images, labels)
-            correct = (result.outputs["logits"].argmax(dim=1) == labels).cpu().numpy()
-            scoremaps = _to_numpy(postprocess_maps(result.maps, cfg.method, cfg.postprocess))
+            outputs, scoremaps, nonfinite = _explain(explainer, images, labels, device, cfg)
+            counts.nonfinite += nonfinite
+            correct = (outputs["logits"].argmax(dim=1) == labels).cpu().numpy()
             evaluator.accumulate_batch(scoremaps, image_ids, correct)
             if counts.has_branch2:
-                counts.correct2 += int((result.outputs["logits2"].argmax(dim=1) == labels).sum())
+                counts.correct2 += int((outputs["logits2"].argmax(dim=1) == labels).sum())
             if cfg.save_scoremaps:
-                _save_scoremaps(paths.scoremaps, scoremaps, image_ids, correct)
-            remaining = cfg.num_overlays - counts.images
-            if remaining > 0:
-                _write_overlays(paths.overlays, images, scoremaps, image_ids, remaining,
-                                evaluator, cfg)
+                _save_scoremaps(paths.scoremaps, scoremaps, image_ids)
+            _write_overlays(paths.overlays, images, scoremaps, image_ids, overlay_ids,
+                            evaluator, cfg)
             if meter is not None:
-                _fidelity_update(meter, explainer, model, images, labels, result, scoremaps, cfg)
+                _fidelity_update(meter, explainer, model, images, labels, outputs, scoremaps,
+                                 device, cfg)
             counts.images += len(image_ids)
             counts.correct += int(correct.sum())
+            counts.pred_correct.update(zip(image_ids, correct.tolist()))
     return counts
+
+
+def _combine(counts: _Counts, evaluator: BoxEvaluator | MaskEvaluator,
+             meter: FidelityMeter | None) -> _Counts:
+    """Add the counts, evaluator counters and fidelity sums of every process (in place)."""
+    evaluator.load_state_dict(distributed.all_reduce_state(evaluator.state_dict()))
+    if meter is not None:
+        meter.load_state_dict(distributed.all_reduce_state(meter.state_dict()))
+    totals = distributed.all_reduce_state(
+        {"images": counts.images, "correct": counts.correct, "correct2": counts.correct2,
+         "nonfinite": counts.nonfinite})
+    pred_correct: dict[str, bool] = {}
+    for part in distributed.all_gather_objects(counts.pred_correct):
+        pred_correct.update(part)
+    return _Counts(totals["images"], totals["correct"], totals["correct2"], counts.has_branch2,
+                   pred_correct, totals["nonfinite"])
 
 
 def _metrics(cfg: Config, counts: _Counts, computed: dict[str, Any]) -> dict[str, Any]:
     """Headline metrics in percent (SPEC §7.9) plus extras."""
     metrics: dict[str, Any] = {"num_images": counts.images,
+                               "num_nonfinite_heatmaps": counts.nonfinite,
                                "top1_cls": 100.0 * counts.correct / counts.images}
+    if counts.nonfinite:
+        logger.warning("%d heatmaps held NaN or Inf and were evaluated as all-zero maps",
+                       counts.nonfinite)
     if counts.has_branch2:
         metrics["top1_cls_branch2"] = 100.0 * counts.correct2 / counts.images
     if "PxAP" in computed:
@@ -282,7 +352,7 @@ def _settings(cfg: Config, checkpoint: str) -> dict[str, Any]:
     keys = ("dataset_name", "split", "architecture", "family", "method", "model_structure",
             "large_feature_map", "clamp_negative", "postprocess", "loc_threshold",
             "loc_gt_boxes", "cam_curve_interval", "iou_threshold_list", "box_v2_metric",
-            "max_images", "seed", "experiment_name", "log_folder")
+            "max_images", "amp", "seed", "experiment_name", "log_folder")
     return {"checkpoint": checkpoint, **{key: cfg.to_dict()[key] for key in keys}}
 
 
@@ -317,6 +387,8 @@ def evaluate(cfg: Config) -> dict[str, Any]:
     Raises:
         PipelineError: results exist already, no checkpoint, or it does not fit the model.
     """
+    device = resolve_device(cfg)
+    info = distributed.init_distributed(device)
     paths = eval_paths(cfg)
     checkpoint = checkpoint_to_evaluate(cfg)
     _claim_outputs(paths, cfg.override_cache)
@@ -325,16 +397,20 @@ def evaluate(cfg: Config) -> dict[str, Any]:
     if cfg.ft_ckpt is not None and checkpoint != cfg.ft_ckpt:
         logger.info("evaluating %s; --ft_ckpt %s is not used", checkpoint, cfg.ft_ckpt)
     seed_everything(cfg.seed)
-    device = resolve_device(cfg)
     model = _load_model(cfg, checkpoint).to(device).eval()
     loader = _eval_loader(cfg)
     evaluator = _build_evaluator(cfg, loader)
     meter = FidelityMeter(cfg.fidelity_protocol) if cfg.fidelity_metrics else None
-    logger.info("evaluating %s with %s on %s/%s (%d images) on %s", checkpoint, cfg.method,
-                cfg.dataset_name, cfg.split, len(loader.dataset), device)
+    logger.info("evaluating %s with %s on %s/%s (%d images) on %s x %d process(es)", checkpoint,
+                cfg.method, cfg.dataset_name, cfg.split, len(loader.dataset), device,
+                info.world_size)
     started = time.perf_counter()
-    counts = _run_pass(model, loader, evaluator, meter, device, cfg, paths)
-    seconds = time.perf_counter() - started
+    counts = _combine(_run_pass(model, loader, evaluator, meter, device, cfg, paths),
+                      evaluator, meter)
+    seconds = float(distributed.all_reduce(torch.tensor(time.perf_counter() - started),
+                                           op="max"))
+    if cfg.save_scoremaps and distributed.is_main_process():
+        _write_pred_correct(paths.scoremaps, _image_ids(loader.dataset), counts.pred_correct)
     computed = evaluator.compute()
     metrics = _metrics(cfg, counts, computed)
     if meter is not None:
@@ -343,8 +419,11 @@ def evaluate(cfg: Config) -> dict[str, Any]:
     results = {"metrics": metrics, "report": _report(cfg, metrics),
                "settings": _settings(cfg, checkpoint), "curves": computed["curves"],
                "timing": {"seconds": round(seconds, 2),
-                          "images_per_second": round(counts.images / seconds, 2)}}
-    _write_results(paths, results)
+                          "images_per_second": round(counts.images / seconds, 2),
+                          "processes": info.world_size, "amp": cfg.amp}}
+    if distributed.is_main_process():
+        _write_results(paths, results)
+    distributed.barrier()
     logger.info("results: %s", ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}"
                                          for k, v in metrics.items()))
     logger.info("wrote %s and %s", paths.results_json, paths.results_md)

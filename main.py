@@ -11,6 +11,8 @@ Usage (the authors' flags; see `python main.py --help` and docs/pipeline.md)::
         --ft_ckpt experiment/CUB/resnet50_cam_vanilla/last_checkpoint.pth.tar
     # evaluation of the last checkpoint
     python main.py ... --model_structure b2 --eval_only --eval_checkpoint_type last
+    # the same on N GPUs of one machine (docs/scaling.md)
+    torchrun --standalone --nproc_per_node=N main.py ...
 """
 
 from __future__ import annotations
@@ -21,6 +23,13 @@ from collections.abc import Sequence
 import inference
 import train
 from config import ConfigError, PipelineError, get_config
+from data_loaders import UnreadableImageError
+from wsol import distributed
+from wsol.checkpoints import CheckpointReadError
+from wsol.metadata import MetadataError
+
+_INPUT_ERRORS = (PipelineError, MetadataError, CheckpointReadError, FileNotFoundError,
+                 UnreadableImageError)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -35,9 +44,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             inference.evaluate(cfg)
         else:
             train.run(cfg)
-    except PipelineError as error:
+    except _INPUT_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    finally:
+        distributed.cleanup()
     return 0
 
 

@@ -5,7 +5,10 @@ what `--unfreeze_layer` says, then runs epochs of `train_one_epoch`. After every
 a checkpoint (`{e}_checkpoint.pth.tar`, or `last_checkpoint.pth.tar` for the final epoch), a
 pointer `latest_checkpoint.json` used by `--resume auto`, a JSON report (SPEC §8.4) and a row of
 `train_metrics.jsonl`. Checkpoints hold the RNG states, so resuming after an epoch reproduces the
-uninterrupted run exactly on the CPU. See docs/pipeline.md.
+uninterrupted run exactly on the CPU. Under `torchrun` the model is wrapped in
+DistributedDataParallel for the training step, each process reads its part of the data
+(`DistributedSampler`), losses and accuracies are averaged over all processes and only rank 0
+writes files. See docs/pipeline.md and docs/scaling.md.
 """
 
 from __future__ import annotations
@@ -19,16 +22,19 @@ import shutil
 import sys
 import time
 from collections.abc import Iterable
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, RandomSampler
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 from tqdm import tqdm
 
 from config import Config, PipelineError, log_ignored_flags, resolve_device, write_config
-from data_loaders import get_data_loader
+from data_loaders import dataset_folder, get_data_loader
+from wsol import distributed
 from wsol.checkpoints import (
     CheckpointMismatchError,
     load_finetune_checkpoint,
@@ -46,6 +52,7 @@ from wsol.optim import adjust_learning_rate, build_optimizer
 __all__ = [
     "CHECKPOINT_FORMAT_VERSION",
     "LATEST_POINTER",
+    "autocast",
     "checkpoint_name",
     "progress",
     "run",
@@ -65,7 +72,12 @@ _HANDLERS: list[logging.Handler] = []
 
 
 def setup_logging(log_path: str | None, debug: bool = False) -> None:
-    """Log to stderr and, when given, to `log_path`; replaces handlers set by an earlier call."""
+    """Log to stderr and, when given, to `log_path`; replaces handlers set by an earlier call.
+
+    Processes other than rank 0 of a `torchrun` group write no file and log warnings only.
+    """
+    if not distributed.is_main_process():
+        log_path = None
     root = logging.getLogger()
     while _HANDLERS:
         handler = _HANDLERS.pop()
@@ -77,7 +89,16 @@ def setup_logging(log_path: str | None, debug: bool = False) -> None:
     for handler in _HANDLERS:
         handler.setFormatter(logging.Formatter(_LOG_FORMAT))
         root.addHandler(handler)
-    root.setLevel(logging.DEBUG if debug else logging.INFO)
+    level = logging.DEBUG if debug else logging.INFO
+    root.setLevel(level if distributed.is_main_process() else logging.WARNING)
+
+
+def autocast(device: torch.device, amp: str) -> AbstractContextManager:
+    """Autocast context of `--amp` (`off`: float32, no context)."""
+    if amp == "off":
+        return nullcontext()
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[amp]
+    return torch.autocast(device_type=device.type, dtype=dtype)
 
 
 def seed_everything(seed: int) -> None:
@@ -120,15 +141,22 @@ def _restore_rng_state(state: dict[str, Any], generator: torch.Generator) -> Non
 
 
 def _prepare_folder(cfg: Config) -> str:
-    """Create the experiment folder; an existing one needs `--resume` or `--override_cache`."""
+    """Create the experiment folder; an existing one needs `--resume` or `--override_cache`.
+
+    Every process checks before rank 0 changes anything, so all of them fail alike.
+    """
     folder = cfg.log_folder
-    if os.path.isdir(folder) and os.listdir(folder) and not cfg.resume:
-        if not cfg.override_cache:
-            raise PipelineError(
-                f"experiment folder {folder} already exists; pass --resume auto to continue it "
-                "or --override_cache true to delete it and start again")
-        shutil.rmtree(folder)
-    os.makedirs(folder, exist_ok=True)
+    occupied = os.path.isdir(folder) and bool(os.listdir(folder)) and not cfg.resume
+    if occupied and not cfg.override_cache:
+        raise PipelineError(
+            f"experiment folder {folder} already exists; pass --resume auto to continue it "
+            "or --override_cache true to delete it and start again")
+    distributed.barrier()
+    if distributed.is_main_process():
+        if occupied:
+            shutil.rmtree(folder)
+        os.makedirs(folder, exist_ok=True)
+    distributed.barrier()
     return folder
 
 
@@ -177,12 +205,32 @@ def build_training_model(cfg: Config, load_weights: bool = True) -> DualBranchMo
 
 
 def _train_loader(cfg: Config, generator: torch.Generator) -> DataLoader:
+    """Shuffled train loader: `RandomSampler` for one process, `DistributedSampler` for many.
+
+    Augmentation is seeded per image and epoch (`augment_seed`), so an image is augmented the
+    same way whichever process loads it.
+    """
+    info = distributed.get_info()
+
+    def sampler(dataset: Any) -> RandomSampler | DistributedSampler:
+        if not info.enabled:
+            return RandomSampler(dataset, generator=generator)
+        return DistributedSampler(dataset, num_replicas=info.world_size, rank=info.rank,
+                                  shuffle=True, seed=cfg.seed, drop_last=False)
+
     return get_data_loader(
         "train", data_root=cfg.data_root, metadata_root=cfg.metadata_root,
         dataset_name=cfg.dataset_name, batch_size=cfg.batch_size, workers=cfg.workers,
         resize_size=cfg.resize_size, crop_size=cfg.crop_size,
-        proxy_training_set=cfg.proxy_training_set,
-        sampler_factory=lambda dataset: RandomSampler(dataset, generator=generator))
+        proxy_training_set=cfg.proxy_training_set, sampler_factory=sampler,
+        augment_seed=cfg.seed)
+
+
+def _set_epoch(loader: DataLoader, epoch: int) -> None:
+    """Select the epoch's shuffle (distributed sampler) and augmentation draws."""
+    loader.dataset.set_epoch(epoch)
+    if isinstance(loader.sampler, DistributedSampler):
+        loader.sampler.set_epoch(epoch)
 
 
 def progress(loader: Iterable, description: str) -> Iterable:
@@ -190,52 +238,101 @@ def progress(loader: Iterable, description: str) -> Iterable:
     return tqdm(loader, desc=description, leave=False, disable=not sys.stderr.isatty())
 
 
+def _unwrap(model: nn.Module) -> nn.Module:
+    """The model inside a DistributedDataParallel wrapper."""
+    return model.module if isinstance(model, DistributedDataParallel) else model
+
+
+def _gradient_scaler(device: torch.device, amp: str) -> torch.amp.GradScaler | None:
+    """A gradient scaler for fp16 training (bf16 and float32 need none)."""
+    return torch.amp.GradScaler(device.type) if amp == "fp16" else None
+
+
+def _step(loss: torch.Tensor, optimizer: torch.optim.Optimizer,
+          scaler: torch.amp.GradScaler | None) -> None:
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is None:
+        loss.backward()
+        optimizer.step()
+        return
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+
+
+def _epoch_stats(sums: dict[str, float], has_branch2: bool, cfg: Config) -> dict[str, float]:
+    """Averages over every process: sums and image counts are added up first."""
+    names = list(sums)
+    totals = distributed.all_reduce(torch.tensor([sums[name] for name in names],
+                                                 dtype=torch.float64))
+    total = dict(zip(names, totals.tolist()))
+    seen = int(total["seen"])
+    if seen == 0:
+        raise PipelineError(f"the {cfg.dataset_name} train split has no images")
+    stats = {"loss": total["loss"] / seen, "loss_ce": total["loss_ce"] / seen,
+             "accuracy": 100.0 * total["correct"] / seen, "num_images": seen}
+    if has_branch2:
+        stats["loss_bce"] = total["loss_bce"] / seen
+        stats["accuracy2"] = 100.0 * total["correct2"] / seen
+    return stats
+
+
 def train_one_epoch(model: nn.Module, criterion: DualBranchLoss,
                     optimizer: torch.optim.Optimizer, loader: DataLoader, device: torch.device,
-                    epoch: int, cfg: Config) -> dict[str, float]:
-    """Train one epoch (SPEC §5.3) and return its averages.
+                    epoch: int, cfg: Config,
+                    scaler: torch.amp.GradScaler | None = None) -> dict[str, float]:
+    """Train one epoch (SPEC §5.3) and return its averages over every process.
+
+    `model` may be wrapped in DistributedDataParallel; `scaler` scales fp16 gradients.
 
     Raises:
         FloatingPointError: the loss became NaN or infinite (names the epoch and step).
     """
     set_train_mode(model, cfg.unfreeze_layer, cfg.bn_mode)
-    sums = {"loss": 0.0, "loss_ce": 0.0, "loss_bce": 0.0, "correct": 0, "correct2": 0}
-    seen = 0
+    has_branch2 = _unwrap(model).has_branch2
+    sums = {"loss": 0.0, "loss_ce": 0.0, "loss_bce": 0.0, "correct": 0.0, "correct2": 0.0,
+            "seen": 0.0}
     for step, (images, labels, _) in enumerate(progress(loader, f"epoch {epoch}"), start=1):
         images = images.to(device, non_blocking=True)
         labels = labels.to(device, non_blocking=True)
-        outputs = model(images)
-        loss = criterion(outputs, labels)
+        with autocast(device, cfg.amp):
+            outputs = model(images)
+            loss = criterion(outputs, labels)
         value = loss.total.item()
         if not math.isfinite(value):
             raise FloatingPointError(
                 f"loss is {value} at epoch {epoch}, step {step} of {len(loader)}; training "
                 "stopped (lower --lr, or check the data and the starting checkpoint)")
-        optimizer.zero_grad(set_to_none=True)
-        loss.total.backward()
-        optimizer.step()
+        _step(loss.total, optimizer, scaler)
         batch = labels.shape[0]
-        seen += batch
+        sums["seen"] += batch
         sums["loss"] += value * batch
         sums["loss_ce"] += loss.ce.item() * batch
         sums["correct"] += int((outputs["logits"].argmax(dim=1) == labels).sum())
-        if loss.bce is not None:
+        if has_branch2:
             sums["loss_bce"] += loss.bce.item() * batch
             sums["correct2"] += int((outputs["logits2"].argmax(dim=1) == labels).sum())
-    if seen == 0:
-        raise PipelineError(f"the {cfg.dataset_name} train split has no images")
-    stats = {"loss": sums["loss"] / seen, "loss_ce": sums["loss_ce"] / seen,
-             "accuracy": 100.0 * sums["correct"] / seen, "num_images": seen}
-    if "logits2" in outputs:
-        stats["loss_bce"] = sums["loss_bce"] / seen
-        stats["accuracy2"] = 100.0 * sums["correct2"] / seen
-    return stats
+    return _epoch_stats(sums, has_branch2, cfg)
 
 
 def _save(folder: str, model: DualBranchModel, optimizer: torch.optim.Optimizer, epoch: int,
           cfg: Config, generator: torch.Generator) -> str:
-    """Write the epoch's checkpoint atomically, then the `latest_checkpoint.json` pointer."""
+    """Write the epoch's checkpoint atomically, then the `latest_checkpoint.json` pointer.
+
+    Every process calls it: the RNG states of all processes are gathered, rank 0 writes, and the
+    others wait at a barrier until the files are complete.
+    """
     name = checkpoint_name(epoch, cfg.epochs)
+    path = os.path.join(folder, name)
+    rng_by_rank = distributed.all_gather_objects(_rng_state(generator))
+    if distributed.is_main_process():
+        _write_checkpoint(path, model, optimizer, epoch, cfg, rng_by_rank)
+    distributed.barrier()
+    return path
+
+
+def _write_checkpoint(path: str, model: DualBranchModel, optimizer: torch.optim.Optimizer,
+                      epoch: int, cfg: Config, rng_by_rank: list[dict[str, Any]]) -> None:
     state = {
         "format_version": CHECKPOINT_FORMAT_VERSION,
         "architecture": cfg.architecture,
@@ -246,12 +343,14 @@ def _save(folder: str, model: DualBranchModel, optimizer: torch.optim.Optimizer,
         "state_dict": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "config": cfg.to_dict(),
-        "rng": _rng_state(generator),
+        "rng": rng_by_rank[0],
     }
-    path = str(save_checkpoint(os.path.join(folder, name), state))
+    if len(rng_by_rank) > 1:
+        state["rng_by_rank"] = rng_by_rank
+    save_checkpoint(path, state)
+    folder, name = os.path.split(path)
     _write_json(os.path.join(folder, LATEST_POINTER), {"checkpoint": name, "epoch": epoch})
     logger.info("saved %s (epoch %d)", path, epoch)
-    return path
 
 
 def _write_json(path: str, data: dict[str, Any]) -> None:
@@ -286,9 +385,17 @@ def _drop_metric_rows(folder: str, start_epoch: int) -> None:
     if not os.path.isfile(path):
         return
     with open(path, encoding="utf-8") as handle:
-        rows = [line for line in handle if json.loads(line)["epoch"] < start_epoch]
+        rows = [line for line in handle if _complete_row_before(line, start_epoch)]
     with open(path, "w", encoding="utf-8") as handle:
         handle.writelines(rows)
+
+
+def _complete_row_before(line: str, epoch: int) -> bool:
+    """A whole JSON row (a run killed mid-write leaves a partial last line) of an earlier epoch."""
+    try:
+        return json.loads(line)["epoch"] < epoch
+    except (json.JSONDecodeError, KeyError):
+        return False
 
 
 def _resume(cfg: Config, path: str, model: DualBranchModel, optimizer: torch.optim.Optimizer,
@@ -307,21 +414,45 @@ def _resume(cfg: Config, path: str, model: DualBranchModel, optimizer: torch.opt
                             + "; ".join(differing))
     load_model_state(model, checkpoint, strict=True)
     optimizer.load_state_dict(checkpoint["optimizer"])
-    _restore_rng_state(checkpoint["rng"], generator)
+    _restore_rng_state(_own_rng_state(checkpoint), generator)
     logger.info("resumed from %s (epoch %d)", path, checkpoint["epoch"])
     return int(checkpoint["epoch"]) + 1
 
 
+def _own_rng_state(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """This process's saved RNG states; rank 0's when the checkpoint has none for it."""
+    states = checkpoint.get("rng_by_rank", [checkpoint["rng"]])
+    info = distributed.get_info()
+    if len(states) == info.world_size:
+        return states[info.rank]
+    logger.warning("the checkpoint holds RNG states of %d process(es), this run has %d; every "
+                   "process continues from rank 0's states", len(states), info.world_size)
+    return states[0]
+
+
 def _open_experiment(cfg: Config) -> str:
-    """Create the experiment folder, start logging to it and write `config.json`."""
+    """Create the experiment folder, start logging to it and write `config.json` (rank 0)."""
     folder = _prepare_folder(cfg)
     setup_logging(os.path.join(folder, "train.log"), cfg.debug)
     logger.info("[command] %s", " ".join(sys.argv))
     if cfg.resume and cfg.ft_ckpt:
         logger.info("--ft_ckpt %s is not loaded: --resume restores the whole model", cfg.ft_ckpt)
     log_ignored_flags(cfg)
-    write_config(cfg, os.path.join(folder, "config.json"))
+    if distributed.is_main_process():
+        write_config(cfg, os.path.join(folder, "config.json"))
     return folder
+
+
+def _wrap(model: DualBranchModel, device: torch.device) -> nn.Module:
+    """DistributedDataParallel around `model` for the training step (unchanged for 1 process).
+
+    Only parameters with `requires_grad` are synchronised, so a frozen backbone with a trained
+    branch needs no `find_unused_parameters`: every trainable parameter takes part in the loss.
+    """
+    if not distributed.get_info().enabled:
+        return model
+    device_ids = [device.index] if device.type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=device_ids)
 
 
 def _train_epochs(cfg: Config, folder: str, model: DualBranchModel,
@@ -329,18 +460,25 @@ def _train_epochs(cfg: Config, folder: str, model: DualBranchModel,
                   generator: torch.Generator, device: torch.device, start_epoch: int) -> None:
     """Epochs `start_epoch`…`--epochs`: schedule, one epoch, checkpoint, report."""
     model_without_ddp = model
+    model = _wrap(model_without_ddp, device)
     criterion = DualBranchLoss(cfg.num_classes)
     loader = _train_loader(cfg, generator)
-    logger.info("training epochs %d-%d on %s: %d images, %d steps per epoch", start_epoch,
-                cfg.epochs, device, len(loader.dataset), len(loader))
-    _drop_metric_rows(folder, start_epoch)
+    scaler = _gradient_scaler(device, cfg.amp)
+    info = distributed.get_info()
+    logger.info("training epochs %d-%d on %s x %d process(es): %d images, %d steps per epoch "
+                "of %d images per process", start_epoch, cfg.epochs, device, info.world_size,
+                len(loader.dataset), len(loader), cfg.batch_size)
+    if distributed.is_main_process():
+        _drop_metric_rows(folder, start_epoch)
     for epoch in range(start_epoch, cfg.epochs + 1):
         lrs = adjust_learning_rate(optimizer, epoch, base_lrs, cfg.lr_decay_frequency)
+        _set_epoch(loader, epoch)
         started = time.perf_counter()
-        stats = train_one_epoch(model, criterion, optimizer, loader, device, epoch, cfg)
+        stats = train_one_epoch(model, criterion, optimizer, loader, device, epoch, cfg, scaler)
+        if distributed.is_main_process():
+            _report_epoch(folder, epoch, lrs, stats, time.perf_counter() - started)
         if epoch == cfg.epochs or epoch % cfg.checkpoint_interval == 0:
             _save(folder, model_without_ddp, optimizer, epoch, cfg, generator)
-        _report_epoch(folder, epoch, lrs, stats, time.perf_counter() - started)
 
 
 def run(cfg: Config) -> str:
@@ -351,10 +489,15 @@ def run(cfg: Config) -> str:
             missing or do not fit, or the train split is empty.
         FloatingPointError: the loss became NaN or infinite.
     """
-    resume_path = _resume_path(cfg) if cfg.resume else None
-    folder = _open_experiment(cfg)
-    seed_everything(cfg.seed)
     device = resolve_device(cfg)
+    distributed.init_distributed(device)
+    resume_path = _resume_path(cfg) if cfg.resume else None
+    images = dataset_folder(cfg.data_root, cfg.dataset_name)
+    if cfg.epochs > 0 and not os.path.isdir(images):
+        raise PipelineError(f"image folder not found: {images} (check --data_root and "
+                            "--dataset_name)")
+    folder = _open_experiment(cfg)
+    seed_everything(cfg.seed + distributed.get_info().rank)
     model = build_training_model(cfg, load_weights=resume_path is None).to(device)
     optimizer = build_optimizer(model, cfg.lr, lr_classifier_ratio=cfg.lr_classifier_ratio,
                                 momentum=cfg.momentum, weight_decay=cfg.weight_decay)

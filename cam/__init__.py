@@ -12,7 +12,14 @@ from cam.cam import CAM
 from cam.gradcam import GradCAM
 from cam.gradcampp import GradCAMpp
 from cam.layercam import LayerCAM
-from cam.postprocess import EVAL_SIZE, POSTPROCESS_BACKENDS, normalize_scoremap, postprocess_maps
+from cam.postprocess import (
+    EVAL_SIZE,
+    POSTPROCESS_BACKENDS,
+    PostprocessResult,
+    normalize_scoremap,
+    postprocess_maps,
+    postprocess_maps_checked,
+)
 from cam.registry import CAM_METHODS, get_method
 from cam.xgradcam import XGradCAM
 
@@ -27,10 +34,12 @@ __all__ = [
     "GradCAMpp",
     "GradientCAM",
     "LayerCAM",
+    "PostprocessResult",
     "XGradCAM",
     "compute_heatmaps",
     "get_method",
     "normalize_scoremap",
     "postprocess_maps",
+    "postprocess_maps_checked",
     "raw_maps",
 ]

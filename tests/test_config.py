@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from config import Config, ConfigError, get_config, str2bool, write_config
+from config import Config, ConfigError, get_config, resolve_device, str2bool, validate, write_config
 
 METADATA = str(Path(__file__).resolve().parent.parent / "metadata")
 BASE = ["--metadata_root", METADATA, "--dataset_name", "CUB", "--architecture", "resnet50"]
@@ -115,6 +115,7 @@ def test_yaml_unknown_key_names_key_and_file(tmp_path: Path) -> None:
     (TRAIN + ["--epoch", "1", "--init_weight", "false"], "--init_weight"),
     (TRAIN + ["--epoch", "1", "--device", "tpu"], "--device"),
     (TRAIN + ["--epoch", "1", "--gpus", "a,b"], "--gpus"),
+    (TRAIN + ["--epoch", "1", "--amp", "fp16", "--device", "cpu"], "--amp fp16 needs a CUDA"),
     (TRAIN + ["--epoch", "1", "--crop_size", "300"], "--crop_size"),
     (["--metadata_root", METADATA, "--dataset_name", "CARS", "--architecture", "vgg16",
       "--eval_only", "--split", "val"], "--split val"),
@@ -130,3 +131,17 @@ def test_branch2_alias_and_head_names_are_accepted(ckpt: str) -> None:
         cfg = _config(*TRAIN, "--epoch", "1", "--model_structure", "b2", "--unfreeze_layer", name,
                       "--ft_ckpt", ckpt)
         assert cfg.unfreeze_layer == name
+
+
+def test_amp_defaults_to_off_and_bf16_is_accepted_on_the_cpu() -> None:
+    assert _config(*TRAIN, "--epoch", "1").amp == "off"
+    assert _config(*TRAIN, "--epoch", "1", "--amp", "bf16", "--device", "cpu").amp == "bf16"
+
+
+def test_torchrun_processes_take_their_own_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    with pytest.raises(ConfigError, match="cuda:LOCAL_RANK"):
+        validate(Config(**{**vars(_config(*TRAIN, "--epoch", "1")), "device": "cuda:0"}))
+    assert str(resolve_device(_config(*TRAIN, "--epoch", "1", "--device", "cpu"))) == "cpu"

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -30,6 +31,7 @@ from wsol.models import clone_branch
 __all__ = [
     "TORCHVISION_FILES",
     "CheckpointMismatchError",
+    "CheckpointReadError",
     "LoadReport",
     "check_compatible",
     "extract_state_dict",
@@ -92,6 +94,10 @@ class CheckpointMismatchError(ValueError):
     """A checkpoint does not fit the model it is loaded into; the message says why."""
 
 
+class CheckpointReadError(ValueError):
+    """A checkpoint file exists but cannot be read (empty, truncated or corrupt)."""
+
+
 class LoadReport(NamedTuple):
     """Keys of the model absent from the checkpoint, and checkpoint keys the model lacks."""
 
@@ -100,10 +106,26 @@ class LoadReport(NamedTuple):
 
 
 def _torch_load(path: str | os.PathLike) -> object:
+    """``torch.load`` on the CPU with ``weights_only``; errors name the file.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        CheckpointReadError: the file is empty, truncated or not a torch file.
+        pickle.UnpicklingError: the file holds objects that ``weights_only`` refuses.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint file not found: {path}")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (EOFError, RuntimeError, OSError) as error:
+        reason = str(error).split(". ")[0] or type(error).__name__
+        raise CheckpointReadError(
+            f"{path} is not a readable checkpoint (empty, truncated or corrupt file): {reason}"
+        ) from error
+    except pickle.UnpicklingError as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise pickle.UnpicklingError(f"{path}: {reason}") from error
 
 
 def _strip_wrapper_prefixes(key: str) -> str:
@@ -309,6 +331,7 @@ def load_model_checkpoint(model: DualBranchModel, path: str | os.PathLike) -> Lo
 
     Raises:
         FileNotFoundError: if the file does not exist.
+        CheckpointReadError: if the file is empty, truncated or corrupt.
         CheckpointMismatchError: if the checkpoint does not fit the model.
     """
     report = load_model_state(model, _torch_load(path), strict=True)
@@ -329,6 +352,7 @@ def load_finetune_checkpoint(
 
     Raises:
         FileNotFoundError: if the file does not exist.
+        CheckpointReadError: if the file is empty, truncated or corrupt.
         CheckpointMismatchError: if the checkpoint does not fit the model.
     """
     state = extract_state_dict(_torch_load(path))
@@ -514,6 +538,7 @@ def load_training_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
 
     Raises:
         FileNotFoundError: if the file does not exist.
+        CheckpointReadError: if the file is empty, truncated or corrupt.
         ValueError: if the file does not hold a dict.
     """
     checkpoint = _torch_load(path)

@@ -15,6 +15,7 @@ import os
 import sys
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from tokenize import TokenError
 
 import numpy as np
 from tqdm import tqdm
@@ -350,6 +351,18 @@ def _scoremap_path(scoremap_root: str, image_id: str) -> str:
     return os.path.join(scoremap_root, image_id + ".npy")
 
 
+def _load_scoremap(path: str) -> np.ndarray:
+    """Read one ``.npy`` score map without pickles.
+
+    Raises:
+        ScoreMapError: the file is not a readable ``.npy`` array (truncated, corrupt, pickled).
+    """
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError, SyntaxError, TokenError) as error:
+        raise ScoreMapError(f"{path} is not a readable .npy array: {error}") from None
+
+
 def _evaluate_chunk(evaluator: BoxEvaluator | MaskEvaluator, scoremap_root: str,
                     image_ids: Sequence[str], pred_correct: dict[str, bool] | None
                     ) -> tuple[dict, list[tuple[str, str]]]:
@@ -361,7 +374,7 @@ def _evaluate_chunk(evaluator: BoxEvaluator | MaskEvaluator, scoremap_root: str,
     failures = []
     for image_id in image_ids:
         try:
-            scoremap = np.load(_scoremap_path(scoremap_root, image_id), allow_pickle=False)
+            scoremap = _load_scoremap(_scoremap_path(scoremap_root, image_id))
             correct = None if pred_correct is None else pred_correct[image_id]
             evaluator.accumulate(scoremap, image_id, correct)
         except (ScoreMapError, OSError, ValueError) as error:
@@ -403,7 +416,7 @@ def evaluate_scoremaps(evaluator: BoxEvaluator | MaskEvaluator, scoremap_root: s
     if failures:
         examples = "; ".join(f"{i}: {reason}" for i, reason in failures[:3])
         raise ScoreMapError(f"{len(failures)} of {len(image_ids)} score maps are invalid, "
-                            f"e.g. {examples}")
+                            f"e.g. {examples} (score maps read from {scoremap_root})")
     return evaluator.compute()
 
 
@@ -431,16 +444,20 @@ def read_pred_correct(path: str) -> dict[str, bool]:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"--pred_correct file not found: {path}")
     result: dict[str, bool] = {}
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            line = line.strip()
-            if not line:
-                continue
-            fields = line.rsplit(",", 1)
-            if len(fields) != 2 or fields[1] not in ("0", "1"):
-                raise ValueError(f"{path}, line {number}: expected 'image_id,0' or "
-                                 f"'image_id,1', found {line!r}")
-            result[fields[0]] = fields[1] == "1"
+    with open(path, "rb") as handle:
+        data = handle.read()
+    for number, raw in enumerate(data.split(b"\n"), start=1):
+        try:
+            line = raw.decode("utf-8").strip()
+        except UnicodeDecodeError as error:
+            raise ValueError(f"{path}, line {number}: not UTF-8 text ({error.reason})") from None
+        if not line:
+            continue
+        fields = line.rsplit(",", 1)
+        if len(fields) != 2 or fields[1] not in ("0", "1"):
+            raise ValueError(f"{path}, line {number}: expected 'image_id,0' or "
+                             f"'image_id,1', found {line!r}")
+        result[fields[0]] = fields[1] == "1"
     return result
 
 
@@ -479,32 +496,43 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Iterable[str] | None = None) -> int:
-    """Command-line entry point; writes the results JSON atomically."""
+    """Command-line entry point; writes the results JSON atomically.
+
+    Bad input (metadata, ids, pred_correct, score maps, masks) exits with ``error: <message>``
+    naming the file; nothing is written then.
+    """
     args = _parser().parse_args(None if argv is None else list(argv))
+    try:
+        return _run(args)
+    except (ValueError, OSError) as error:  # MetadataError and ScoreMapError are ValueErrors
+        raise SystemExit(f"error: {error}") from None
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Evaluate as ``args`` say and write ``args.output``."""
     metadata = load_metadata(args.metadata_root, args.dataset_name, args.split)
     image_ids = metadata.image_ids
     if args.image_ids:
         image_ids = read_image_ids(args.image_ids)
+        if not image_ids:
+            raise SystemExit(f"error: {args.image_ids}: no image ids to evaluate")
         unknown = [i for i in image_ids if i not in metadata.class_labels]
         if unknown:
-            raise SystemExit(f"{args.image_ids}: {len(unknown)} ids are not in the "
+            raise SystemExit(f"error: {args.image_ids}: {len(unknown)} ids are not in the "
                              f"{args.dataset_name}/{args.split} metadata, e.g. {unknown[:3]}")
     pred_correct = read_pred_correct(args.pred_correct) if args.pred_correct else None
     if pred_correct is not None:
         absent = [i for i in image_ids if i not in pred_correct]
         if absent:
-            raise SystemExit(f"{args.pred_correct}: no entry for {len(absent)} image ids, "
+            raise SystemExit(f"error: {args.pred_correct}: no entry for {len(absent)} image ids, "
                              f"e.g. {absent[:3]}")
     evaluator = build_evaluator(
         metadata, cam_curve_interval=args.cam_curve_interval,
         iou_threshold_list=args.iou_threshold_list, box_v2_metric=args.box_v2_metric,
         loc_threshold=args.loc_threshold, mask_root=args.mask_root,
         threshold_rule=args.threshold_rule)
-    try:
-        results = evaluate_scoremaps(evaluator, args.scoremap_root, image_ids, pred_correct,
-                                     workers=args.workers, progress=True)
-    except (FileNotFoundError, ScoreMapError) as error:
-        raise SystemExit(f"error: {error}") from None
+    results = evaluate_scoremaps(evaluator, args.scoremap_root, image_ids, pred_correct,
+                                 workers=args.workers, progress=True)
     results["settings"] = {**evaluator.config, "dataset_name": args.dataset_name,
                            "split": args.split, "scoremap_root": args.scoremap_root}
     temporary = args.output + ".tmp"

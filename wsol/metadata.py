@@ -54,8 +54,14 @@ def _records(path: str, num_fields: int, expected: str) -> list[tuple[int, list[
     """Return ``(line_number, fields)`` for each non-empty line of a comma-separated file."""
     if not os.path.isfile(path):
         raise MetadataError(path, None, "file not found")
-    with open(path, encoding="utf-8") as handle:
-        lines = handle.read().split("\n")
+    with open(path, "rb") as handle:
+        data = handle.read()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise MetadataError(path, data[:error.start].count(b"\n") + 1,
+                            f"not UTF-8 text ({error.reason} at byte {error.start})") from None
+    lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
     records = []
