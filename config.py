@@ -110,6 +110,8 @@ def _add_data(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--metadata_root", default="metadata/")
     group.add_argument("--mask_root", default="dataset/")
     _bool_flag(group, "--proxy_training_set", False, "train on image_ids_proxy.txt")
+    _bool_flag(group, "--skip_unreadable", False, "skip (and count) images that cannot be "
+               "decoded instead of stopping at the first one")
     group.add_argument("--num_val_sample_per_class", type=int, default=0,
                        help="images per class drawn for the val split (0 = all)")
     group.add_argument("--resize_size", type=int, default=256, help="training resize")

@@ -135,14 +135,16 @@ def _eval_loader(cfg: Config) -> DataLoader:
     loader = get_data_loader(
         cfg.split, data_root=cfg.data_root, metadata_root=cfg.metadata_root,
         dataset_name=cfg.dataset_name, batch_size=cfg.batch_size, workers=cfg.workers,
-        crop_size=cfg.crop_size, num_val_sample_per_class=cfg.num_val_sample_per_class)
+        crop_size=cfg.crop_size, num_val_sample_per_class=cfg.num_val_sample_per_class,
+        skip_unreadable=cfg.skip_unreadable)
     dataset = loader.dataset
     if cfg.max_images is not None and cfg.max_images < len(dataset):
         dataset = Subset(dataset, range(cfg.max_images))
     info = distributed.get_info()
     return DataLoader(dataset, batch_size=cfg.batch_size,
                       sampler=ShardSampler(len(dataset), info.rank, info.world_size),
-                      num_workers=cfg.workers, pin_memory=loader.pin_memory)
+                      num_workers=cfg.workers, pin_memory=loader.pin_memory,
+                      collate_fn=loader.collate_fn)
 
 
 def _image_ids(dataset: WSOLDataset | Subset) -> list[str]:
@@ -237,6 +239,7 @@ class _Counts:
     has_branch2: bool = False
     pred_correct: dict[str, bool] = field(default_factory=dict)
     nonfinite: int = 0
+    skipped: int = 0
 
 
 def _explain(explainer: CAMMethod, images: torch.Tensor, targets: torch.Tensor,
@@ -272,6 +275,8 @@ def _run_pass(model: DualBranchModel, loader: DataLoader, evaluator: BoxEvaluato
     with method as explainer:
         for images, labels, batch_ids in progress(loader, f"eval {cfg.method}"):
             image_ids = list(batch_ids)
+            if not image_ids:
+                continue
             images = images.to(device, non_blocking=True)
             labels = labels.to(device, non_blocking=True)
             outputs, scoremaps, nonfinite = _explain(explainer, images, labels, device, cfg)
@@ -290,6 +295,8 @@ def _run_pass(model: DualBranchModel, loader: DataLoader, evaluator: BoxEvaluato
             counts.images += len(image_ids)
             counts.correct += int(correct.sum())
             counts.pred_correct.update(zip(image_ids, correct.tolist()))
+    dataset = loader.dataset
+    counts.skipped = (dataset.dataset if isinstance(dataset, Subset) else dataset).num_skipped
     return counts
 
 
@@ -301,18 +308,19 @@ def _combine(counts: _Counts, evaluator: BoxEvaluator | MaskEvaluator,
         meter.load_state_dict(distributed.all_reduce_state(meter.state_dict()))
     totals = distributed.all_reduce_state(
         {"images": counts.images, "correct": counts.correct, "correct2": counts.correct2,
-         "nonfinite": counts.nonfinite})
+         "nonfinite": counts.nonfinite, "skipped": counts.skipped})
     pred_correct: dict[str, bool] = {}
     for part in distributed.all_gather_objects(counts.pred_correct):
         pred_correct.update(part)
     return _Counts(totals["images"], totals["correct"], totals["correct2"], counts.has_branch2,
-                   pred_correct, totals["nonfinite"])
+                   pred_correct, totals["nonfinite"], totals["skipped"])
 
 
 def _metrics(cfg: Config, counts: _Counts, computed: dict[str, Any]) -> dict[str, Any]:
     """Headline metrics in percent (SPEC §7.9) plus extras."""
     metrics: dict[str, Any] = {"num_images": counts.images,
                                "num_nonfinite_heatmaps": counts.nonfinite,
+                               "num_skipped_images": counts.skipped,
                                "top1_cls": 100.0 * counts.correct / counts.images}
     if counts.nonfinite:
         logger.warning("%d heatmaps held NaN or Inf and were evaluated as all-zero maps",

@@ -223,7 +223,7 @@ def _train_loader(cfg: Config, generator: torch.Generator) -> DataLoader:
         dataset_name=cfg.dataset_name, batch_size=cfg.batch_size, workers=cfg.workers,
         resize_size=cfg.resize_size, crop_size=cfg.crop_size,
         proxy_training_set=cfg.proxy_training_set, sampler_factory=sampler,
-        augment_seed=cfg.seed)
+        augment_seed=cfg.seed, skip_unreadable=cfg.skip_unreadable)
 
 
 def _set_epoch(loader: DataLoader, epoch: int) -> None:
@@ -293,6 +293,8 @@ def train_one_epoch(model: nn.Module, criterion: DualBranchLoss,
     sums = {"loss": 0.0, "loss_ce": 0.0, "loss_bce": 0.0, "correct": 0.0, "correct2": 0.0,
             "seen": 0.0}
     for step, (images, labels, _) in enumerate(progress(loader, f"epoch {epoch}"), start=1):
+        if len(images) == 0:
+            continue
         images = images.to(device, non_blocking=True)
         labels = labels.to(device, non_blocking=True)
         with autocast(device, cfg.amp):

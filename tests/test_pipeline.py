@@ -192,8 +192,8 @@ def test_mask_dataset_reports_pxap_and_recomputes(workspace: Path, b2: Path,
     result = _evaluate(workspace, "b2_masks", "cam", "b2", "--save_scoremaps", "--ft_ckpt",
                        str(b2 / "last_checkpoint.pth.tar"), dataset="SYNTHETIC_MASK")
     metrics = result["metrics"]
-    assert set(metrics) == {"num_images", "num_nonfinite_heatmaps", "top1_cls",
-                            "top1_cls_branch2", "PxAP"}
+    assert set(metrics) == {"num_images", "num_nonfinite_heatmaps", "num_skipped_images",
+                            "top1_cls", "top1_cls_branch2", "PxAP"}
     assert metrics["num_nonfinite_heatmaps"] == 0
     assert 0.0 < metrics["PxAP"] <= 100.0
     folder = workspace / "exp" / "b2_masks" / "scoremaps_cam"

@@ -11,6 +11,7 @@ import io
 import json
 import os
 import pickle
+import shutil
 import signal
 import subprocess
 import sys
@@ -488,3 +489,23 @@ def test_evaluation_counts_non_finite_heatmaps(workspace: Path,
                             "--num_overlays", "0")) == 0
     results = json.loads((workspace / "exp" / "nan_maps" / "results_cam.json").read_text())
     assert results["metrics"]["num_nonfinite_heatmaps"] == 1  # one batch of 4 test images
+
+
+def test_unreadable_test_image_stops_or_is_skipped_and_counted(
+        workspace: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Without --skip_unreadable a corrupt image stops evaluation naming the file; with it the
+    image is left out and counted, and the metrics cover the other images."""
+    shutil.copytree(workspace / "dataset", tmp_path / "dataset")
+    metadata = load_metadata(str(workspace / "metadata"), "SYNTHETIC", "test")
+    corrupt = tmp_path / "dataset" / "SYNTHETIC" / metadata.image_ids[1]
+    corrupt.write_bytes(b"not an image")
+    flags = _flags(workspace, "corrupt", "--data_root", str(tmp_path / "dataset"), "--method",
+                   "cam", "--num_overlays", "0", "--override_cache", "true")
+    assert main.main(_flags(workspace, "corrupt", "--epoch", "0", "--pretrained", "false",
+                            "--method", "cam")) == 0
+    assert main.main(flags + ["--eval_only"]) == 1
+    assert str(corrupt) in capsys.readouterr().err
+    assert main.main(flags + ["--eval_only", "--skip_unreadable", "true"]) == 0
+    results = json.loads((workspace / "exp" / "corrupt" / "results_cam.json").read_text())
+    assert results["metrics"]["num_skipped_images"] == 1
+    assert results["metrics"]["num_images"] == len(metadata.image_ids) - 1
