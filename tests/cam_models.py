@@ -8,8 +8,6 @@ its gradients are not spatially uniform.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -25,7 +23,6 @@ __all__ = [
     "make_batch",
     "numpy_normalize",
     "package_heatmaps",
-    "single_thread",
 ]
 
 PACKAGE_CLASSES = {
@@ -35,20 +32,6 @@ PACKAGE_CLASSES = {
     "layercam": LayerCAM,
 }
 
-
-@contextmanager
-def single_thread() -> Iterator[None]:
-    """Run torch on one intra-op thread, then restore the previous count.
-
-    On a small machine shared with other test processes, two spinning OpenMP threads per process
-    make a ResNet50 forward pass 20× slower than one thread does.
-    """
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _features(widths: tuple[int, ...], last_pool: bool) -> nn.Sequential:

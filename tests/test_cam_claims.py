@@ -26,17 +26,12 @@ import torch.nn.functional as F  # noqa: N812
 from torch import Tensor, nn
 
 from cam import compute_heatmaps, postprocess_maps, raw_maps
-from tests.cam_models import freeze, make_batch, single_thread
+from tests.cam_models import freeze, make_batch
 from wsol.models import build_model
 
 NUM_CLASSES = 10
 SHIFT = 0.05  # five times the N(0, 0.01²) init scale of the heads
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    with single_thread():
-        yield
 
 
 def _corr(a: np.ndarray, b: np.ndarray) -> float:

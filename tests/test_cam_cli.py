@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -13,17 +12,12 @@ from PIL import Image
 
 from cam import compute_heatmaps
 from cam.heatmaps import main, preprocess
-from tests.cam_models import freeze, single_thread
+from tests.cam_models import freeze
 from wsol.checkpoints import save_checkpoint
 from wsol.models import build_model
 
 NUM_CLASSES = 5
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    with single_thread():
-        yield
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ when the block raises); it never writes parameter `.grad`, never changes BatchNo
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -16,15 +15,10 @@ import torch
 from torch import Tensor, nn
 
 from cam import CAM_METHODS, GradientCAM, compute_heatmaps, raw_maps
-from tests.cam_models import TinyCAMNet, TinyGradNet, freeze, make_batch, single_thread
+from tests.cam_models import TinyCAMNet, TinyGradNet, freeze, make_batch
 
 GRADIENT_METHODS = ["gradcam", "gradcam++", "xgradcam", "layercam"]
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    with single_thread():
-        yield
 
 
 @pytest.fixture

@@ -8,26 +8,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 import torch
 from torch import Tensor, nn
 
 from cam import compute_heatmaps, postprocess_maps, raw_maps
-from tests.cam_models import freeze, make_batch, package_heatmaps, single_thread
+from tests.cam_models import freeze, make_batch, package_heatmaps
 from wsol.models import build_model
 
 NUM_CLASSES = 10
 SIZE = 96
 ATOL = 1e-5
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    with single_thread():
-        yield
 
 
 def _resnet(family: str, structure: str) -> nn.Module:

@@ -11,8 +11,6 @@ fail at collection instead of being skipped.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import cv2
 import numpy as np
 import pytest
@@ -27,17 +25,11 @@ from tests.cam_models import (
     make_batch,
     numpy_normalize,
     package_heatmaps,
-    single_thread,
 )
 
 GRADIENT_METHODS = ["gradcam", "gradcam++", "xgradcam", "layercam"]
 ATOL = 1e-5
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    with single_thread():
-        yield
 
 
 # --- NumPy oracle, straight from SPEC §6.2 / §6.4 ---

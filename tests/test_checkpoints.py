@@ -27,14 +27,6 @@ VGG_14X14_TO_28X28 = {0: 0, 2: 2, 5: 5, 7: 7, 10: 10, 12: 12, 14: 14, 17: 17, 19
                       24: 23, 26: 25, 28: 27}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """One intra-op thread: on a busy 2-core machine OpenMP spinning costs more than it gains."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def _randomise_buffers(model):
     with torch.no_grad():

@@ -13,7 +13,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -34,14 +33,6 @@ BRANCH = ["--model_structure", "b2", "--unfreeze_layer", "branch2", "--bn_mode",
 EVAL = ["--eval_only", "--method", "cam", "--model_structure", "b2", "--max_images", "5",
         "--num_overlays", "3", "--save_scoremaps", "--batch_size", "2"]
 
-
-@pytest.fixture(scope="module", autouse=True)
-def single_thread() -> Iterator[None]:
-    """One intra-op thread: oversubscribed threads on shared CI cores are many times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

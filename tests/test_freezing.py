@@ -14,15 +14,6 @@ from wsol.freezing import (
 from wsol.models import ARCHITECTURES, FAMILIES, build_model
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """One intra-op thread: on a busy 2-core machine OpenMP spinning costs more than it gains."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _head(name, indices=None):
     layers = [f"{name}.{index}" for index in indices] if indices else [name]
     return {f"{layer}.{kind}" for layer in layers for kind in ("weight", "bias")}

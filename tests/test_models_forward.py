@@ -10,14 +10,6 @@ from wsol.models import build_model, clone_branch
 K = 6
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """One intra-op thread: on a busy 2-core machine OpenMP spinning costs more than it gains."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def _images(batch=2, side=64, seed=0):
     return torch.randn(batch, 3, side, side, generator=torch.Generator().manual_seed(seed))

@@ -9,14 +9,6 @@ from wsol.models import ARCHITECTURES, FAMILIES, MODELS, build_model
 NUM_CLASSES = 7
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """One intra-op thread: on a busy 2-core machine OpenMP spinning costs more than it gains."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 # (architecture, family, large_feature_map) -> (channels, side) of the feature map at 224
 APPENDIX_A = {
     ("vgg16", "cam", False): (1024, 14),

@@ -10,14 +10,6 @@ from wsol.models import ARCHITECTURES, FAMILIES, build_model
 K = 5
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """One intra-op thread: on a busy 2-core machine OpenMP spinning costs more than it gains."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def _meta(architecture, family, structure="vanilla", large=False, num_classes=K):
     with torch.device("meta"):

@@ -8,7 +8,6 @@ Training runs at 32 px to stay fast; evaluation runs in the fixed 224 frame.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -28,14 +27,6 @@ NUM_TRAIN, NUM_TEST = 16, 8
 VANILLA_EPOCHS = 10
 SMALL = ["--crop_size", "32", "--resize_size", "32", "--batch_size", "16"]
 
-
-@pytest.fixture(scope="module", autouse=True)
-def single_thread() -> Iterator[None]:
-    """One intra-op thread: oversubscribed threads on shared CI cores are many times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
