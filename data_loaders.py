@@ -1,8 +1,8 @@
 """Datasets and data loaders (SPEC §2) over the metadata of :mod:`wsol.metadata`.
 
 An image lives at ``{data_root}/{image folder}/{image_id}`` where the image folder is the dataset
-name, except for the datasets of :data:`IMAGE_FOLDER` that share another dataset's images
-(``SYNTHETIC_MASK`` reads the images of ``SYNTHETIC``). CARS keeps its two splits in
+name, except for the datasets of :data:`wsol.metadata.IMAGE_FOLDER` that share another dataset's
+images (``SYNTHETIC_MASK`` reads the images of ``SYNTHETIC``). CARS keeps its two splits in
 ``{data_root}/CARS/cars_{split}/`` because its bare image ids repeat across splits (SPEC §1.1).
 """
 
@@ -20,19 +20,24 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 from torchvision import transforms
 
-from wsol.metadata import MetadataError, SplitMetadata, load_metadata, read_image_ids, split_folder
+from wsol.metadata import (
+    MetadataError,
+    SplitMetadata,
+    dataset_folder,
+    load_metadata,
+    read_image_ids,
+    split_folder,
+)
 
 __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
-    "IMAGE_FOLDER",
     "SPLITS",
     "ShardSampler",
     "SkipUnreadableCollate",
     "UnreadableImageError",
     "WSOLDataset",
     "build_transform",
-    "dataset_folder",
     "get_data_loader",
     "get_data_loaders",
     "load_split_metadata",
@@ -44,7 +49,6 @@ logger = logging.getLogger(__name__)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 SPLITS = ("train", "val", "test")
-IMAGE_FOLDER: dict[str, str] = {"SYNTHETIC_MASK": "SYNTHETIC"}
 
 Sample = tuple[torch.Tensor, int, str]
 SamplerFactory = Callable[[Dataset], Sampler]
@@ -56,16 +60,6 @@ class UnreadableImageError(OSError):
     def __init__(self, path: str, reason: BaseException) -> None:
         super().__init__(f"cannot read image {path}: {reason}")
         self.path = path
-
-
-def dataset_folder(root: str, dataset_name: str) -> str:
-    """Return the folder of a dataset's files under ``root``.
-
-    The same rule serves images (``root`` = ``--data_root``) and masks (``root`` =
-    ``--mask_root``): ``{root}/{dataset_name}``, or ``{root}/{IMAGE_FOLDER[dataset_name]}`` for
-    datasets that share another dataset's files.
-    """
-    return os.path.join(root, IMAGE_FOLDER.get(dataset_name, dataset_name))
 
 
 def build_transform(split: str, resize_size: int = 256, crop_size: int = 224
@@ -124,7 +118,7 @@ class WSOLDataset(Dataset):
         if not os.path.isdir(self.image_folder):
             raise FileNotFoundError(
                 f"image folder {self.image_folder} not found; set --data_root to the folder "
-                f"that holds {IMAGE_FOLDER.get(metadata.dataset_name, metadata.dataset_name)}/")
+                f"that holds {os.path.basename(self.image_folder)}/")
         self.skip_unreadable = skip_unreadable
         self._num_skipped = multiprocessing.Value("q", 0) if skip_unreadable else None
         self.augment_seed = augment_seed

@@ -41,7 +41,6 @@ from data_loaders import (
     IMAGENET_STD,
     ShardSampler,
     WSOLDataset,
-    dataset_folder,
     get_data_loader,
 )
 from train import autocast, progress, seed_everything, setup_logging
@@ -52,6 +51,7 @@ from wsol.evaluation import BoxEvaluator, MaskEvaluator, build_evaluator
 from wsol.fidelity import FidelityMeter
 from wsol.heads import DualBranchModel
 from wsol.masks import MASK_FOREGROUND
+from wsol.metadata import dataset_folder
 from wsol.models import build_model
 
 __all__ = ["EvalPaths", "checkpoint_to_evaluate", "evaluate", "eval_paths"]

@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 from tqdm import tqdm
 
 from config import Config, PipelineError, log_ignored_flags, resolve_device, write_config
-from data_loaders import dataset_folder, get_data_loader
+from data_loaders import get_data_loader
 from wsol import distributed
 from wsol.checkpoints import (
     CheckpointMismatchError,
@@ -46,6 +46,7 @@ from wsol.checkpoints import (
 from wsol.freezing import apply_freezing, set_train_mode
 from wsol.heads import DualBranchModel
 from wsol.losses import DualBranchLoss
+from wsol.metadata import dataset_folder
 from wsol.models import build_model
 from wsol.optim import adjust_learning_rate, build_optimizer
 

@@ -19,12 +19,11 @@ from data_loaders import (
     UnreadableImageError,
     WSOLDataset,
     build_transform,
-    dataset_folder,
     get_data_loader,
     get_data_loaders,
     sample_per_class,
 )
-from wsol.metadata import MetadataError, SplitMetadata, load_metadata
+from wsol.metadata import MetadataError, SplitMetadata, dataset_folder, load_metadata
 
 COLOURS = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (0, 255, 255), (255, 0, 255)]
 

@@ -191,7 +191,7 @@ def test_mask_dataset_reports_pxap_and_recomputes(workspace: Path, b2: Path,
     output = tmp_path / "pxap.json"
     evaluation.main(["--scoremap_root", str(folder), "--metadata_root",
                      str(workspace / "metadata"), "--dataset_name", "SYNTHETIC_MASK",
-                     "--split", "test", "--mask_root", str(workspace / "dataset" / "SYNTHETIC"),
+                     "--split", "test", "--mask_root", str(workspace / "dataset"),
                      "--output", str(output)])
     assert json.loads(output.read_text())["PxAP"] == pytest.approx(metrics["PxAP"])
 

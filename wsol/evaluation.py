@@ -31,7 +31,13 @@ from wsol.boxes import (
     threshold_list,
 )
 from wsol.masks import MASK_BACKGROUND, MASK_FOREGROUND, load_gt_mask
-from wsol.metadata import NUM_CLASSES, SplitMetadata, load_metadata, read_image_ids
+from wsol.metadata import (
+    NUM_CLASSES,
+    SplitMetadata,
+    dataset_folder,
+    load_metadata,
+    read_image_ids,
+)
 
 __all__ = [
     "BoxEvaluator",
@@ -480,8 +486,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="folder holding {dataset_name}/{split}/ metadata")
     parser.add_argument("--dataset_name", required=True, choices=sorted(NUM_CLASSES))
     parser.add_argument("--split", required=True, choices=["train", "val", "test"])
-    parser.add_argument("--mask_root", default=None,
-                        help="folder the mask paths of the metadata are relative to (masks only)")
+    parser.add_argument("--mask_root", default="dataset/",
+                        help="mask datasets: masks are read from "
+                             "{mask_root}/{dataset_name}/{mask_path}, as in main.py")
     parser.add_argument("--image_ids", default=None, help="text file of ids (default: the split)")
     parser.add_argument("--pred_correct", default=None, help="CSV image_id,0|1 for Top-1 Loc")
     parser.add_argument("--cam_curve_interval", type=float, default=0.001)
@@ -529,7 +536,8 @@ def _run(args: argparse.Namespace) -> int:
     evaluator = build_evaluator(
         metadata, cam_curve_interval=args.cam_curve_interval,
         iou_threshold_list=args.iou_threshold_list, box_v2_metric=args.box_v2_metric,
-        loc_threshold=args.loc_threshold, mask_root=args.mask_root,
+        loc_threshold=args.loc_threshold,
+        mask_root=dataset_folder(args.mask_root, args.dataset_name),
         threshold_rule=args.threshold_rule)
     results = evaluate_scoremaps(evaluator, args.scoremap_root, image_ids, pred_correct,
                                  workers=args.workers, progress=True)

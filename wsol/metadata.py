@@ -14,10 +14,12 @@ from dataclasses import dataclass, field
 
 __all__ = [
     "NUM_CLASSES",
+    "IMAGE_FOLDER",
     "MASK_DATASETS",
     "Box",
     "MetadataError",
     "SplitMetadata",
+    "dataset_folder",
     "load_metadata",
     "read_boxes",
     "read_class_labels",
@@ -36,6 +38,7 @@ NUM_CLASSES: dict[str, int] = {
     "SYNTHETIC_MASK": 4,
 }
 MASK_DATASETS = frozenset({"OpenImages", "SYNTHETIC_MASK"})
+IMAGE_FOLDER: dict[str, str] = {"SYNTHETIC_MASK": "SYNTHETIC"}
 
 Box = tuple[int, int, int, int]
 
@@ -213,6 +216,16 @@ class SplitMetadata:
         return SplitMetadata(self.dataset_name, self.split, self.folder, list(image_ids),
                              pick(self.class_labels), pick(self.image_sizes), pick(self.boxes),
                              pick(self.mask_paths))
+
+
+def dataset_folder(root: str, dataset_name: str) -> str:
+    """Return the folder of a dataset's files under ``root``.
+
+    The same rule serves images (``root`` = ``--data_root``) and masks (``root`` =
+    ``--mask_root``): ``{root}/{dataset_name}``, or ``{root}/{IMAGE_FOLDER[dataset_name]}`` for
+    datasets that share another dataset's files (``SYNTHETIC_MASK`` uses ``SYNTHETIC``'s).
+    """
+    return os.path.join(root, IMAGE_FOLDER.get(dataset_name, dataset_name))
 
 
 def split_folder(metadata_root: str, dataset_name: str, split: str) -> str:
