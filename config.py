@@ -8,7 +8,6 @@ derived settings, checks every cross-flag rule in `validate` and returns a read-
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -19,15 +18,17 @@ import torch
 import yaml
 
 from cam import CAM_METHODS, POSTPROCESS_BACKENDS
-from wsol.boxes import threshold_list
-from wsol.checkpoints import TORCHVISION_FILES, torchvision_weights_path
-from wsol.distributed import env_info
-from wsol.freezing import unfreeze_choices
-from wsol.metadata import NUM_CLASSES, split_folder
-from wsol.models import build_model
+from wsol.metrics.boxes import threshold_list
+from wsol.models.checkpoints import TORCHVISION_FILES, torchvision_weights_path
+from wsol.engine.distributed import env_info
+from wsol.engine.files import write_json_atomic
+from wsol.engine.flags import str2bool
+from wsol.models.freezing import unfreeze_choices
+from wsol.data.metadata import NUM_CLASSES, split_folder
+from wsol.models.registry import build_model
 
 __all__ = ["Config", "ConfigError", "PipelineError", "build_parser", "get_config",
-           "log_ignored_flags", "resolve_device", "str2bool", "validate", "write_config"]
+           "log_ignored_flags", "str2bool", "validate", "write_config"]
 
 logger = logging.getLogger(__name__)
 
@@ -37,8 +38,6 @@ MODEL_STRUCTURES = ("vanilla", "b2")
 EVAL_FRAME = 224
 VAL_SAMPLE_LIMITS = {"CUB": 5, "OpenImages": 25}
 IGNORED_FLAGS = ("wandb", "project", "wandb_dir", "wandb_name", "alpha", "methods", "train_only")
-_TRUE = {"yes", "true", "t", "y", "1"}
-_FALSE = {"no", "false", "f", "n", "0"}
 
 
 class ConfigError(ValueError):
@@ -66,17 +65,6 @@ class Config(argparse.Namespace):
         """Return the settings as a plain, JSON-serialisable dict."""
         return {name: list(value) if isinstance(value, tuple) else value
                 for name, value in vars(self).items()}
-
-
-def str2bool(value: str | bool) -> bool:
-    """Parse yes/true/t/y/1 and no/false/f/n/0, case-insensitive (SPEC §8.1)."""
-    if isinstance(value, bool):
-        return value
-    if value.lower() in _TRUE:
-        return True
-    if value.lower() in _FALSE:
-        return False
-    raise argparse.ArgumentTypeError(f"expected a boolean (true/false, yes/no, 1/0), got {value!r}")
 
 
 def _bool_flag(group: argparse._ArgumentGroup, name: str, default: bool, help_text: str) -> None:
@@ -416,23 +404,6 @@ def get_config(argv: Sequence[str] | None = None) -> Config:
     return cfg
 
 
-def resolve_device(cfg: Config) -> torch.device:
-    """Return the device of `--device`; `auto` uses the first `--gpus` id when CUDA exists.
-
-    Under torchrun (`WORLD_SIZE` > 1) each process uses `cuda:{LOCAL_RANK}` unless `--device cpu`
-    is given or CUDA is missing.
-    """
-    info = env_info()
-    if info.enabled and cfg.device != "cpu" and torch.cuda.is_available():
-        return torch.device("cuda", info.local_rank)
-    if cfg.device != "auto":
-        return torch.device(cfg.device)
-    if not torch.cuda.is_available():
-        return torch.device("cpu")
-    first = cfg.gpus.split(",")[0].strip() if cfg.gpus else "0"
-    return torch.device(f"cuda:{first}")
-
-
 def log_ignored_flags(cfg: Config) -> None:
     """Log the authors' flags that this implementation accepts but does not use."""
     defaults = build_parser().parse_args([])
@@ -443,7 +414,5 @@ def log_ignored_flags(cfg: Config) -> None:
 
 
 def write_config(cfg: Config, path: str) -> None:
-    """Write the configuration as JSON."""
-    with open(path, "w", encoding="utf-8") as handle:
-        json.dump(cfg.to_dict(), handle, indent=2, sort_keys=True)
-        handle.write("\n")
+    """Write the configuration as JSON, atomically."""
+    write_json_atomic(path, cfg.to_dict(), indent=2, sort_keys=True)

@@ -1,7 +1,7 @@
-"""Datasets and data loaders (SPEC §2) over the metadata of :mod:`wsol.metadata`.
+"""Datasets and data loaders (SPEC §2) over the metadata of :mod:`wsol.data.metadata`.
 
 An image lives at ``{data_root}/{image folder}/{image_id}`` where the image folder is the dataset
-name, except for the datasets of :data:`wsol.metadata.IMAGE_FOLDER` that share another dataset's
+name, except for the datasets of :data:`wsol.data.metadata.IMAGE_FOLDER` that share another dataset's
 images (``SYNTHETIC_MASK`` reads the images of ``SYNTHETIC``). CARS keeps its two splits in
 ``{data_root}/CARS/cars_{split}/`` because its bare image ids repeat across splits (SPEC §1.1).
 """
@@ -20,7 +20,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 from torchvision import transforms
 
-from wsol.metadata import (
+from wsol.data.metadata import (
     MetadataError,
     SplitMetadata,
     dataset_folder,

@@ -3,7 +3,7 @@
 Per batch, the CAM method runs one forward pass (plus one backward pass for the gradient
 methods) and returns the logits of both heads with the raw maps (SPEC D6, D16): head-1 argmax
 gives Top-1 Cls and the "correct" flag of Top-1 Loc, the maps explain the ground-truth class
-(SPEC §6) and go through the evaluator of `wsol.evaluation`. Outputs in `{log_folder}`, with
+(SPEC §6) and go through the evaluator of `wsol.metrics.evaluation`. Outputs in `{log_folder}`, with
 `{tag}` = the method, plus `_val` for the val split:
 
 * `results_{tag}.json` (metrics, the SPEC §8.4 report, settings, curves) and `results_{tag}.md`;
@@ -21,7 +21,6 @@ rank 0 writes the results, which equal those of a single process (docs/scaling.m
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -35,7 +34,7 @@ import torch
 from torch.utils.data import DataLoader, Subset
 
 from cam import CAMMethod, get_method, postprocess_maps_checked
-from config import Config, PipelineError, log_ignored_flags, resolve_device
+from config import Config, PipelineError, log_ignored_flags
 from data_loaders import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -43,16 +42,17 @@ from data_loaders import (
     WSOLDataset,
     get_data_loader,
 )
-from train import autocast, progress, seed_everything, setup_logging
-from wsol import distributed
-from wsol.boxes import boxes_at_thresholds, quantize
-from wsol.checkpoints import CheckpointMismatchError, load_model_checkpoint
-from wsol.evaluation import BoxEvaluator, MaskEvaluator, build_evaluator
-from wsol.fidelity import FidelityMeter
-from wsol.heads import DualBranchModel
-from wsol.masks import MASK_FOREGROUND
-from wsol.metadata import dataset_folder
-from wsol.models import build_model
+from wsol.engine import distributed
+from wsol.engine.files import write_json_atomic, write_text_atomic
+from wsol.engine.runtime import autocast, progress, resolve_device, seed_everything, setup_logging
+from wsol.metrics.boxes import boxes_at_thresholds, quantize
+from wsol.models.checkpoints import CheckpointMismatchError, load_model_checkpoint
+from wsol.metrics.evaluation import BoxEvaluator, MaskEvaluator, build_evaluator
+from wsol.metrics.fidelity import FidelityMeter
+from wsol.models.base import DualBranchModel
+from wsol.data.masks import MASK_FOREGROUND
+from wsol.data.metadata import dataset_folder
+from wsol.models.registry import build_model
 
 __all__ = ["EvalPaths", "checkpoint_to_evaluate", "evaluate", "eval_paths"]
 
@@ -377,13 +377,8 @@ def _markdown(metrics: dict[str, Any], settings: dict[str, Any]) -> str:
 
 
 def _write_results(paths: EvalPaths, results: dict[str, Any]) -> None:
-    temporary = f"{paths.results_json}.tmp"
-    with open(temporary, "w", encoding="utf-8") as handle:
-        json.dump(results, handle, indent=1)
-        handle.write("\n")
-    os.replace(temporary, paths.results_json)
-    with open(paths.results_md, "w", encoding="utf-8") as handle:
-        handle.write(_markdown(results["metrics"], results["settings"]))
+    write_json_atomic(paths.results_json, results)
+    write_text_atomic(paths.results_md, _markdown(results["metrics"], results["settings"]))
 
 
 def evaluate(cfg: Config) -> dict[str, Any]:
@@ -395,7 +390,7 @@ def evaluate(cfg: Config) -> dict[str, Any]:
     Raises:
         PipelineError: results exist already, no checkpoint, or it does not fit the model.
     """
-    device = resolve_device(cfg)
+    device = resolve_device(cfg.device, cfg.gpus)
     info = distributed.init_distributed(device)
     paths = eval_paths(cfg)
     checkpoint = checkpoint_to_evaluate(cfg)

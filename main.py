@@ -24,9 +24,9 @@ import inference
 import train
 from config import ConfigError, PipelineError, get_config
 from data_loaders import UnreadableImageError
-from wsol import distributed
-from wsol.checkpoints import CheckpointReadError
-from wsol.metadata import MetadataError
+from wsol.engine import distributed
+from wsol.models.checkpoints import CheckpointReadError
+from wsol.data.metadata import MetadataError
 
 _INPUT_ERRORS = (PipelineError, MetadataError, CheckpointReadError, FileNotFoundError,
                  UnreadableImageError)

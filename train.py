@@ -21,8 +21,6 @@ import random
 import shutil
 import sys
 import time
-from collections.abc import Iterable
-from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import numpy as np
@@ -30,12 +28,20 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
-from tqdm import tqdm
 
-from config import Config, PipelineError, log_ignored_flags, resolve_device, write_config
+from config import Config, PipelineError, log_ignored_flags, write_config
 from data_loaders import get_data_loader
-from wsol import distributed
-from wsol.checkpoints import (
+from wsol.engine import distributed
+from wsol.engine.files import write_json_atomic
+from wsol.engine.runtime import (
+    autocast,
+    progress,
+    resolve_device,
+    seed_everything,
+    setup_logging,
+    unwrap_model,
+)
+from wsol.models.checkpoints import (
     CheckpointMismatchError,
     load_finetune_checkpoint,
     load_model_state,
@@ -43,22 +49,18 @@ from wsol.checkpoints import (
     load_training_checkpoint,
     save_checkpoint,
 )
-from wsol.freezing import apply_freezing, set_train_mode
-from wsol.heads import DualBranchModel
-from wsol.losses import DualBranchLoss
-from wsol.metadata import dataset_folder
-from wsol.models import build_model
-from wsol.optim import adjust_learning_rate, build_optimizer
+from wsol.models.freezing import apply_freezing, set_train_mode
+from wsol.models.base import DualBranchModel
+from wsol.engine.losses import DualBranchLoss
+from wsol.data.metadata import dataset_folder
+from wsol.models.registry import build_model
+from wsol.engine.optim import adjust_learning_rate, build_optimizer
 
 __all__ = [
     "CHECKPOINT_FORMAT_VERSION",
     "LATEST_POINTER",
-    "autocast",
     "checkpoint_name",
-    "progress",
     "run",
-    "seed_everything",
-    "setup_logging",
     "train_one_epoch",
 ]
 
@@ -68,47 +70,6 @@ CHECKPOINT_FORMAT_VERSION = 1
 LATEST_POINTER = "latest_checkpoint.json"
 RESUME_MUST_MATCH = ("architecture", "family", "model_structure", "dataset_name",
                      "large_feature_map", "unfreeze_layer")
-_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-_HANDLERS: list[logging.Handler] = []
-
-
-def setup_logging(log_path: str | None, debug: bool = False) -> None:
-    """Log to stderr and, when given, to `log_path`; replaces handlers set by an earlier call.
-
-    Processes other than rank 0 of a `torchrun` group write no file and log warnings only.
-    """
-    if not distributed.is_main_process():
-        log_path = None
-    root = logging.getLogger()
-    while _HANDLERS:
-        handler = _HANDLERS.pop()
-        root.removeHandler(handler)
-        handler.close()
-    _HANDLERS.append(logging.StreamHandler(sys.stderr))
-    if log_path is not None:
-        _HANDLERS.append(logging.FileHandler(log_path, encoding="utf-8"))
-    for handler in _HANDLERS:
-        handler.setFormatter(logging.Formatter(_LOG_FORMAT))
-        root.addHandler(handler)
-    level = logging.DEBUG if debug else logging.INFO
-    root.setLevel(level if distributed.is_main_process() else logging.WARNING)
-
-
-def autocast(device: torch.device, amp: str) -> AbstractContextManager:
-    """Autocast context of `--amp` (`off`: float32, no context)."""
-    if amp == "off":
-        return nullcontext()
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[amp]
-    return torch.autocast(device_type=device.type, dtype=dtype)
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch (CPU and CUDA), SPEC §5.4."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
 def checkpoint_name(epoch: int, epochs: int) -> str:
     """`last_checkpoint.pth.tar` for the final epoch, else `{epoch}_checkpoint.pth.tar`."""
     return "last_checkpoint.pth.tar" if epoch == epochs else f"{epoch}_checkpoint.pth.tar"
@@ -234,16 +195,6 @@ def _set_epoch(loader: DataLoader, epoch: int) -> None:
         loader.sampler.set_epoch(epoch)
 
 
-def progress(loader: Iterable, description: str) -> Iterable:
-    """tqdm progress over `loader`, shown only when stderr is a terminal."""
-    return tqdm(loader, desc=description, leave=False, disable=not sys.stderr.isatty())
-
-
-def _unwrap(model: nn.Module) -> nn.Module:
-    """The model inside a DistributedDataParallel wrapper."""
-    return model.module if isinstance(model, DistributedDataParallel) else model
-
-
 def _gradient_scaler(device: torch.device, amp: str) -> torch.amp.GradScaler | None:
     """A gradient scaler for fp16 training (bf16 and float32 need none)."""
     return torch.amp.GradScaler(device.type) if amp == "fp16" else None
@@ -290,7 +241,7 @@ def train_one_epoch(model: nn.Module, criterion: DualBranchLoss,
         FloatingPointError: the loss became NaN or infinite (names the epoch and step).
     """
     set_train_mode(model, cfg.unfreeze_layer, cfg.bn_mode)
-    has_branch2 = _unwrap(model).has_branch2
+    has_branch2 = unwrap_model(model).has_branch2
     sums = {"loss": 0.0, "loss_ce": 0.0, "loss_bce": 0.0, "correct": 0.0, "correct2": 0.0,
             "seen": 0.0}
     for step, (images, labels, _) in enumerate(progress(loader, f"epoch {epoch}"), start=1):
@@ -352,17 +303,9 @@ def _write_checkpoint(path: str, model: DualBranchModel, optimizer: torch.optim.
         state["rng_by_rank"] = rng_by_rank
     save_checkpoint(path, state)
     folder, name = os.path.split(path)
-    _write_json(os.path.join(folder, LATEST_POINTER), {"checkpoint": name, "epoch": epoch})
+    write_json_atomic(os.path.join(folder, LATEST_POINTER), {"checkpoint": name, "epoch": epoch},
+                      indent=2)
     logger.info("saved %s (epoch %d)", path, epoch)
-
-
-def _write_json(path: str, data: dict[str, Any]) -> None:
-    """Write JSON atomically."""
-    temporary = f"{path}.tmp"
-    with open(temporary, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2)
-        handle.write("\n")
-    os.replace(temporary, path)
 
 
 def _report_epoch(folder: str, epoch: int, lrs: list[float], stats: dict[str, float],
@@ -371,7 +314,7 @@ def _report_epoch(folder: str, epoch: int, lrs: list[float], stats: dict[str, fl
     report = {"summary": True, "step": epoch, "train/classification": stats["accuracy"],
               "train/loss": stats["loss"]}
     os.makedirs(os.path.join(folder, "reports_train"), exist_ok=True)
-    _write_json(os.path.join(folder, "reports_train", f"{epoch}.json"), report)
+    write_json_atomic(os.path.join(folder, "reports_train", f"{epoch}.json"), report, indent=2)
     row = {"epoch": epoch, "lr": lrs, **stats, "seconds": round(seconds, 3)}
     with open(os.path.join(folder, "train_metrics.jsonl"), "a", encoding="utf-8") as handle:
         handle.write(json.dumps(row) + "\n")
@@ -492,7 +435,7 @@ def run(cfg: Config) -> str:
             missing or do not fit, or the train split is empty.
         FloatingPointError: the loss became NaN or infinite.
     """
-    device = resolve_device(cfg)
+    device = resolve_device(cfg.device, cfg.gpus)
     distributed.init_distributed(device)
     resume_path = _resume_path(cfg) if cfg.resume else None
     images = dataset_folder(cfg.data_root, cfg.dataset_name)

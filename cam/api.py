@@ -24,7 +24,7 @@ def raw_maps(
     """Raw class activation maps of a batch, before any post-processing.
 
     Args:
-        model: a `wsol.models` model in eval mode.
+        model: a `wsol.models.registry` model in eval mode.
         images: normalised batch, (B, 3, H, W).
         labels: class explained per image (SPEC §6: the ground truth); None explains the softmax
             head's prediction.
@@ -52,7 +52,7 @@ def compute_heatmaps(
     """Post-processed, normalised 224×224 heatmaps of a batch (SPEC §6.1–6.4).
 
     Args:
-        model: a `wsol.models` model in eval mode.
+        model: a `wsol.models.registry` model in eval mode.
         images: normalised batch, (B, 3, H, W).
         labels: class explained per image (the ground truth); None explains the softmax head's
             prediction.

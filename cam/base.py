@@ -69,7 +69,7 @@ class CAMMethod(abc.ABC):
     """Common interface: `with Method(model) as m: result = m.explain(images, labels)`.
 
     Args:
-        model: a model following the `wsol.models` contract, in eval mode.
+        model: a model following the `wsol.models.registry` contract, in eval mode.
         target_layer: dotted module name of the layer a method reads, if it uses one.
         clamp_negative: clamp channel weights at 0; None means on for b2, off for vanilla.
     """
@@ -159,7 +159,7 @@ class GradientCAM(CAMMethod):
     M = Σ_c α_c A_c, with α clamped at 0 when `clamp_negative` (SPEC A2).
 
     Args:
-        model: a model following the `wsol.models` contract, in eval mode.
+        model: a model following the `wsol.models.registry` contract, in eval mode.
         target_layer: dotted module name; defaults to `model.cam_layer` (SPEC Appendix A).
         clamp_negative: clamp channel weights at 0; None means on for b2, off for vanilla.
     """

@@ -35,8 +35,8 @@ from tqdm import tqdm
 from cam.base import CAMResult
 from cam.postprocess import EVAL_SIZE, POSTPROCESS_BACKENDS, postprocess_maps
 from cam.registry import CAM_METHODS, get_method
-from wsol.checkpoints import load_model_checkpoint
-from wsol.models import ARCHITECTURES, FAMILIES, MODEL_STRUCTURES, build_model, family_for_method
+from wsol.models.checkpoints import load_model_checkpoint
+from wsol.models.registry import ARCHITECTURES, FAMILIES, MODEL_STRUCTURES, build_model, family_for_method
 
 __all__ = ["IMAGE_SUFFIXES", "find_images", "main", "overlay", "parse_args", "preprocess"]
 

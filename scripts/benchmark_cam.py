@@ -36,7 +36,7 @@ from torch import Tensor, nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cam import compute_heatmaps  # noqa: E402
-from wsol.models import ARCHITECTURES, FAMILIES, MODEL_STRUCTURES, build_model  # noqa: E402
+from wsol.models.registry import ARCHITECTURES, FAMILIES, MODEL_STRUCTURES, build_model  # noqa: E402
 
 PACKAGE = {
     "gradcam": GradCAM,

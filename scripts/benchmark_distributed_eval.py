@@ -55,7 +55,7 @@ def _common(root: Path, args: argparse.Namespace) -> list[str]:
 
 def _prepare(root: Path, args: argparse.Namespace) -> Path:
     """Synthetic data and an untrained b2 checkpoint (`--epochs 0`)."""
-    _run([sys.executable, "-m", "wsol.synthetic", "--data_root", str(root / "dataset"),
+    _run([sys.executable, "-m", "wsol.data.synthetic", "--data_root", str(root / "dataset"),
           "--metadata_root", str(root / "metadata"), "--num_train", "4", "--num_val", "0",
           "--num_test", str(args.num_test), "--image_size", "96", "--overwrite"])
     _run([sys.executable, "main.py", *_common(root, args), "--experiment_name", "model",

@@ -1,4 +1,4 @@
-"""Benchmark: wsol.evaluation against the literal per-threshold evaluator, in one run.
+"""Benchmark: wsol.metrics.evaluation against the literal per-threshold evaluator, in one run.
 
 Both evaluate the same shipped fixture score maps at ``cam_curve_interval`` 0.001 with
 MaxBoxAccV2, GT-known and Top-1 Loc. The script checks that every counter is identical, then
@@ -22,8 +22,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from literal_evaluator import LiteralBoxEvaluator  # noqa: E402
 
-from wsol.evaluation import BoxEvaluator, evaluate_scoremaps  # noqa: E402
-from wsol.metadata import load_metadata  # noqa: E402
+from wsol.metrics.evaluation import BoxEvaluator, evaluate_scoremaps  # noqa: E402
+from wsol.data.metadata import load_metadata  # noqa: E402
 
 FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                         "tests", "fixtures", "wsol_reference")

@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from wsol.fidelity import DEFAULT_NUM_STEPS, METRICS, FidelityMeter, predicted_classes  # noqa: E402
+from wsol.metrics.fidelity import DEFAULT_NUM_STEPS, METRICS, FidelityMeter, predicted_classes  # noqa: E402
 
 
 class LogitsDict(nn.Module):
@@ -60,7 +60,7 @@ class PooledLinear(nn.Module):
 def build(args: argparse.Namespace) -> nn.Module:
     """The benchmarked model in eval mode, randomly initialised."""
     if args.source == "build_model":
-        from wsol.models import build_model
+        from wsol.models.registry import build_model
 
         model = build_model(args.architecture, args.family, args.num_classes,
                             model_structure=args.model_structure)

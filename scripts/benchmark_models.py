@@ -27,7 +27,7 @@ from torch import Tensor
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from wsol.models import build_model
+from wsol.models.registry import build_model
 
 NETWORKS = (
     ("vgg16", "cam"),

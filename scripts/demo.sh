@@ -36,7 +36,7 @@ start=${SECONDS}
 step() { printf '\n== %s (%ds)\n' "$1" $((SECONDS - start)); }
 
 step "synthetic dataset"
-"${PYTHON}" -m wsol.synthetic --data_root "${DATA}" --metadata_root "${META}" \
+"${PYTHON}" -m wsol.data.synthetic --data_root "${DATA}" --metadata_root "${META}" \
   --num_train "${NUM_TRAIN}" --num_val 0 --num_test "${NUM_TEST}" --image_size "${IMAGE_SIZE}" \
   --overwrite
 

@@ -4,7 +4,7 @@ For every threshold it thresholds the quantised map, runs ``cv2.findContours`` o
 all-contour boxes and once more for the largest-contour box (as the authors' evaluator does),
 and computes IoUs threshold by threshold with the same IoU function (SPEC §7.4), as the
 reference evaluators do. It is slow on purpose: it is the yardstick that
-``scripts/benchmark_evaluator.py`` measures ``wsol.evaluation.BoxEvaluator`` against, and an
+``scripts/benchmark_evaluator.py`` measures ``wsol.metrics.evaluation.BoxEvaluator`` against, and an
 independent oracle for the tests.
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from wsol.boxes import iou_matrix
+from wsol.metrics.boxes import iou_matrix
 
 __all__ = ["LiteralBoxEvaluator"]
 

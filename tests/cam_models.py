@@ -1,4 +1,4 @@
-"""Tiny models honouring the `wsol.models` contract, and the references the CAM tests use.
+"""Tiny models honouring the `wsol.models.registry` contract, and the references the CAM tests use.
 
 `TinyCAMNet` is CAM-family shaped (features → GAP → linear head(s)); `TinyGradNet` has the
 gradient-family shape of VGG16 (in-place ReLU as the target layer, 2×2 pooling, an MLP head), so

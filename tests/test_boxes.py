@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from wsol.boxes import (
+from wsol.metrics.boxes import (
     ScoreMapError,
     boxes_at_thresholds,
     check_scoremap,

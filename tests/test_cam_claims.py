@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from cam import compute_heatmaps, postprocess_maps, raw_maps
 from tests.cam_models import freeze, make_batch
-from wsol.models import build_model
+from wsol.models.registry import build_model
 
 NUM_CLASSES = 10
 SHIFT = 0.05  # five times the N(0, 0.01²) init scale of the heads

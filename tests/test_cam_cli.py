@@ -13,8 +13,8 @@ from PIL import Image
 from cam import compute_heatmaps
 from cam.heatmaps import main, preprocess
 from tests.cam_models import freeze
-from wsol.checkpoints import save_checkpoint
-from wsol.models import build_model
+from wsol.models.checkpoints import save_checkpoint
+from wsol.models.registry import build_model
 
 NUM_CLASSES = 5
 

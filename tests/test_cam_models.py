@@ -1,4 +1,4 @@
-"""CAM methods on the real backbones of `wsol.models` (random weights, small inputs).
+"""CAM methods on the real backbones of `wsol.models.registry` (random weights, small inputs).
 
 * identities of REFERENCE_RESULTS.md on ResNet50 (GAP + one linear head): Grad-CAM == XGradCAM,
   and LayerCAM == clamped Grad-CAM;
@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from cam import compute_heatmaps, postprocess_maps, raw_maps
 from tests.cam_models import freeze, make_batch, package_heatmaps
-from wsol.models import build_model
+from wsol.models.registry import build_model
 
 NUM_CLASSES = 10
 SIZE = 96

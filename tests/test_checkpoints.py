@@ -9,8 +9,8 @@ import torch
 import torchvision
 from torch import nn
 
-from wsol import checkpoints
-from wsol.checkpoints import (
+from wsol.models import checkpoints
+from wsol.models.checkpoints import (
     CheckpointMismatchError,
     extract_state_dict,
     load_finetune_checkpoint,
@@ -20,7 +20,7 @@ from wsol.checkpoints import (
     save_checkpoint,
     torchvision_weights_path,
 )
-from wsol.models import build_model
+from wsol.models.registry import build_model
 
 K = 5
 VGG_14X14_TO_28X28 = {0: 0, 2: 2, 5: 5, 7: 7, 10: 10, 12: 12, 14: 14, 17: 17, 19: 19, 21: 21,

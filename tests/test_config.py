@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from config import Config, ConfigError, get_config, resolve_device, str2bool, validate, write_config
+from config import Config, ConfigError, get_config, str2bool, validate, write_config
+from wsol.engine.runtime import resolve_device
 
 METADATA = str(Path(__file__).resolve().parent.parent / "metadata")
 BASE = ["--metadata_root", METADATA, "--dataset_name", "CUB", "--architecture", "resnet50"]
@@ -144,4 +145,4 @@ def test_torchrun_processes_take_their_own_device(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("LOCAL_RANK", "1")
     with pytest.raises(ConfigError, match="cuda:LOCAL_RANK"):
         validate(Config(**{**vars(_config(*TRAIN, "--epoch", "1")), "device": "cuda:0"}))
-    assert str(resolve_device(_config(*TRAIN, "--epoch", "1", "--device", "cpu"))) == "cpu"
+    assert str(resolve_device(_config(*TRAIN, "--epoch", "1", "--device", "cpu").device)) == "cpu"

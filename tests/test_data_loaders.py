@@ -23,7 +23,7 @@ from data_loaders import (
     get_data_loaders,
     sample_per_class,
 )
-from wsol.metadata import MetadataError, SplitMetadata, dataset_folder, load_metadata
+from wsol.data.metadata import MetadataError, SplitMetadata, dataset_folder, load_metadata
 
 COLOURS = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (0, 255, 255), (255, 0, 255)]
 

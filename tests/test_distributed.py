@@ -21,8 +21,8 @@ import torch
 
 import main
 from data_loaders import ShardSampler
-from wsol.checkpoints import load_training_checkpoint
-from wsol.synthetic import generate_synthetic_dataset
+from wsol.models.checkpoints import load_training_checkpoint
+from wsol.data.synthetic import generate_synthetic_dataset
 
 REPO = Path(__file__).resolve().parent.parent
 NUM_TRAIN, NUM_TEST = 8, 6

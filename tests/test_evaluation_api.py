@@ -6,8 +6,9 @@ import os
 import numpy as np
 import pytest
 
-from wsol.evaluation import BoxEvaluator, ScoreMapError, build_evaluator, evaluate_scoremaps, main
-from wsol.metadata import load_metadata
+from wsol.evaluation import main
+from wsol.metrics.evaluation import BoxEvaluator, ScoreMapError, build_evaluator, evaluate_scoremaps
+from wsol.data.metadata import load_metadata
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 METADATA_ROOT = os.path.join(ROOT, "metadata")
@@ -163,3 +164,50 @@ def test_fuzz_only_intended_errors(seed: int, fixture_maps: tuple) -> None:
         return
     results = evaluator.compute()
     assert 0 <= results["maxboxacc_v2"] <= 100
+
+
+MASK_FIXTURE = os.path.join(ROOT, "tests", "fixtures", "wsol_reference", "openimages_val_100")
+MASKS = os.path.join(ROOT, "tests", "fixtures", "wsol_reference", "openimages_val_masks")
+
+
+def _command_line_output(tmp_path, fixture: str, dataset: str, split: str, workers: int,
+                         num: int) -> tuple[str, list[str]]:
+    """Run `python -m wsol.evaluation` in-process on the first `num` maps of a fixture set."""
+    with np.load(fixture + ".npz") as data:
+        ids = [str(i) for i in data["image_ids"][:num]]
+        maps = data["scoremaps"][:num]
+    scoremaps = os.path.join(tmp_path, "maps")
+    _write_maps(scoremaps, ids, maps)
+    ids_file = os.path.join(tmp_path, "ids.txt")
+    with open(ids_file, "w", encoding="utf-8") as handle:
+        handle.write("\n".join(ids) + "\n")
+    mask_root = os.path.join(tmp_path, "masks")
+    os.makedirs(mask_root, exist_ok=True)
+    if not os.path.exists(os.path.join(mask_root, dataset)):
+        os.symlink(MASKS, os.path.join(mask_root, dataset))
+    output = os.path.join(tmp_path, f"results_{workers}.json")
+    main(["--scoremap_root", scoremaps, "--metadata_root", METADATA_ROOT, "--dataset_name",
+          dataset, "--split", split, "--image_ids", ids_file, "--mask_root", mask_root,
+          "--cam_curve_interval", "0.01", "--workers", str(workers), "--output", output])
+    return output, sorted(os.listdir(tmp_path))
+
+
+@pytest.mark.parametrize("fixture, dataset, split", [
+    (FIXTURE, "ILSVRC", "test"), (MASK_FIXTURE, "OpenImages", "val")])
+def test_command_line_with_workers_writes_the_same_json(tmp_path, fixture: str, dataset: str,
+                                                        split: str) -> None:
+    one, _ = _command_line_output(tmp_path, fixture, dataset, split, workers=1, num=NUM)
+    two, files = _command_line_output(tmp_path, fixture, dataset, split, workers=2, num=NUM)
+    with open(one, encoding="utf-8") as first, open(two, encoding="utf-8") as second:
+        assert first.read() == second.read()
+    assert not [name for name in files if name.endswith(".tmp")]
+
+
+def test_command_line_failure_leaves_no_file(tmp_path, monkeypatch) -> None:
+    def refuse(*args, **kwargs):
+        raise TypeError("not serialisable")
+
+    monkeypatch.setattr("wsol.engine.files.json.dumps", refuse)
+    with pytest.raises(TypeError, match="not serialisable"):
+        _command_line_output(tmp_path, FIXTURE, "ILSVRC", "test", workers=2, num=8)
+    assert not [name for name in os.listdir(tmp_path) if name.startswith("results")]

@@ -1,4 +1,4 @@
-"""Tests of wsol.fidelity on hand-computed cases (CPU, tiny tensors)."""
+"""Tests of wsol.metrics.fidelity on hand-computed cases (CPU, tiny tensors)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from wsol.fidelity import (
+from wsol.metrics.fidelity import (
     FidelityMeter,
     auc,
     average_drop,

@@ -4,14 +4,14 @@ import pytest
 import torch
 from torch import nn
 
-from wsol.freezing import (
+from wsol.models.freezing import (
     BN_MODES,
     apply_freezing,
     set_train_mode,
     trainable_parameter_names,
     unfreeze_choices,
 )
-from wsol.models import ARCHITECTURES, FAMILIES, build_model
+from wsol.models.registry import ARCHITECTURES, FAMILIES, build_model
 
 
 def _head(name, indices=None):

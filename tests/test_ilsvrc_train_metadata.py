@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from wsol.metadata import load_metadata
+from wsol.data.metadata import load_metadata
 
 SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts",
                       "make_ilsvrc_train_metadata.py")

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from wsol.losses import ClassBalancedBCELoss, DualBranchLoss
+from wsol.engine.losses import ClassBalancedBCELoss, DualBranchLoss
 
 LOGITS = [[2.0, -1.0, 0.5], [-0.3, 0.8, -2.2]]
 LABELS = [0, 2]

@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from wsol.metadata import MetadataError, load_metadata
+from wsol.data.metadata import MetadataError, load_metadata
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 METADATA = os.path.join(ROOT, "metadata")

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torchvision
 
-from wsol.models import build_model, clone_branch
+from wsol.models.registry import build_model, clone_branch
 
 K = 6
 

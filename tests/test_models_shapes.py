@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from wsol.heads import initialize_weights
-from wsol.models import ARCHITECTURES, FAMILIES, MODELS, build_model
+from wsol.models.base import initialize_weights
+from wsol.models.registry import ARCHITECTURES, FAMILIES, MODELS, build_model
 
 NUM_CLASSES = 7
 

@@ -4,8 +4,8 @@ import pytest
 import torch
 import torchvision
 
-from wsol.checkpoints import load_model_checkpoint, load_model_state, save_checkpoint
-from wsol.models import ARCHITECTURES, FAMILIES, build_model
+from wsol.models.checkpoints import load_model_checkpoint, load_model_state, save_checkpoint
+from wsol.models.registry import ARCHITECTURES, FAMILIES, build_model
 
 K = 5
 

@@ -18,10 +18,10 @@ import main
 import train
 from data_loaders import WSOLDataset, build_transform
 from wsol import evaluation
-from wsol.checkpoints import load_training_checkpoint
-from wsol.metadata import load_metadata
-from wsol.models import build_model
-from wsol.synthetic import generate_synthetic_dataset
+from wsol.models.checkpoints import load_training_checkpoint
+from wsol.data.metadata import load_metadata
+from wsol.models.registry import build_model
+from wsol.data.synthetic import generate_synthetic_dataset
 
 NUM_TRAIN, NUM_TEST = 16, 8
 VANILLA_EPOCHS = 10

@@ -27,9 +27,9 @@ import main
 from cam import CAMMethod, CAMResult, get_method, postprocess_maps, postprocess_maps_checked
 from data_loaders import UnreadableImageError, WSOLDataset, build_transform
 from wsol import evaluation
-from wsol.checkpoints import CheckpointReadError, load_model_checkpoint, load_training_checkpoint
-from wsol.evaluation import MaskEvaluator, ScoreMapError, build_evaluator
-from wsol.metadata import (
+from wsol.models.checkpoints import CheckpointReadError, load_model_checkpoint, load_training_checkpoint
+from wsol.metrics.evaluation import MaskEvaluator, ScoreMapError, build_evaluator
+from wsol.data.metadata import (
     MetadataError,
     load_metadata,
     read_boxes,
@@ -38,8 +38,8 @@ from wsol.metadata import (
     read_image_sizes,
     read_mask_paths,
 )
-from wsol.models import build_model
-from wsol.synthetic import generate_synthetic_dataset
+from wsol.models.registry import build_model
+from wsol.data.synthetic import generate_synthetic_dataset
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 120
@@ -260,7 +260,7 @@ def test_unsafe_checkpoint_names_the_file(tmp_path: Path) -> None:
 
 _KILLED_SAVE = """
 import os, signal, sys, torch
-from wsol import checkpoints
+from wsol.models import checkpoints
 path = sys.argv[1]
 checkpoints.save_checkpoint(path, {"epoch": 1, "w": torch.ones(4)})
 real_save = torch.save

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from data_loaders import WSOLDataset, build_transform, get_data_loader
-from wsol.metadata import (
+from wsol.data.metadata import (
     SplitMetadata,
     load_metadata,
     read_class_labels,
@@ -17,7 +17,7 @@ from wsol.metadata import (
     read_image_sizes,
     read_mask_paths,
 )
-from wsol.synthetic import (
+from wsol.data.synthetic import (
     CLASS_NAMES,
     DATASET_NAME,
     MASK_DATASET_NAME,

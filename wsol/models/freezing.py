@@ -19,7 +19,7 @@ from __future__ import annotations
 from torch import nn
 from torch.nn.parallel import DataParallel, DistributedDataParallel
 
-from wsol.heads import DualBranchModel
+from wsol.models.base import DualBranchModel
 
 __all__ = [
     "BN_MODES",

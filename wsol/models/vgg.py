@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from wsol.heads import DualBranchModel, initialize_weights
+from wsol.models.base import DualBranchModel, initialize_weights
 
 __all__ = ["FEATURE_CONFIGS", "VGG16CAM", "VGG16Grad", "make_features"]
 

@@ -20,7 +20,7 @@ from torchvision.models.inception import (
     InceptionE,
 )
 
-from wsol.heads import DualBranchModel, initialize_weights
+from wsol.models.base import DualBranchModel, initialize_weights
 
 __all__ = ["InceptionV3CAM", "InceptionV3Grad", "StridedInceptionB"]
 

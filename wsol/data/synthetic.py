@@ -19,7 +19,7 @@ Two datasets are written from one run:
 
 Usage::
 
-    python -m wsol.synthetic --data_root dataset --metadata_root metadata [--overwrite]
+    python -m wsol.data.synthetic --data_root dataset --metadata_root metadata [--overwrite]
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from wsol.metadata import Box
+from wsol.data.metadata import Box
 
 __all__ = [
     "CLASS_NAMES",
@@ -424,7 +424,7 @@ def generate_synthetic_dataset(data_root: str, metadata_root: str, *, num_train:
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m wsol.synthetic", description=__doc__.split("\n\n")[0])
+        prog="python -m wsol.data.synthetic", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data_root", default="dataset/", help="image root (default: dataset/)")
     parser.add_argument("--metadata_root", default="metadata/",
                         help="metadata root (default: metadata/)")

@@ -7,7 +7,7 @@ import os
 import cv2
 import numpy as np
 
-from wsol.boxes import EVAL_SIZE
+from wsol.metrics.boxes import EVAL_SIZE
 
 __all__ = ["MASK_BACKGROUND", "MASK_FOREGROUND", "MASK_IGNORE", "load_gt_mask"]
 

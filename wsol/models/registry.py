@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import torch
 
-from wsol.heads import MODEL_STRUCTURES, DualBranchModel
-from wsol.inception import InceptionV3CAM, InceptionV3Grad
-from wsol.resnet import ResNet50CAM, ResNet50Grad
-from wsol.vgg import VGG16CAM, VGG16Grad
+from wsol.models.base import MODEL_STRUCTURES, DualBranchModel
+from wsol.models.inception import InceptionV3CAM, InceptionV3Grad
+from wsol.models.resnet import ResNet50CAM, ResNet50Grad
+from wsol.models.vgg import VGG16CAM, VGG16Grad
 
 __all__ = [
     "ARCHITECTURES",
@@ -43,7 +43,7 @@ def clone_branch(model: DualBranchModel) -> None:
     """Copy head 1 (weights and bias) into head 2, the paper's "clone" initialisation (SPEC A1).
 
     Call it after the vanilla checkpoint is loaded; the checkpoint loaders of
-    :mod:`wsol.checkpoints` do so themselves for a model built with ``branch_init="clone"``.
+    :mod:`wsol.models.checkpoints` do so themselves for a model built with ``branch_init="clone"``.
 
     Raises:
         ValueError: if the model is vanilla.

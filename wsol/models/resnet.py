@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from wsol.heads import DualBranchModel, initialize_weights
+from wsol.models.base import DualBranchModel, initialize_weights
 
 __all__ = ["Bottleneck", "ResNet50", "ResNet50CAM", "ResNet50Grad"]
 

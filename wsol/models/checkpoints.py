@@ -25,8 +25,8 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
-from wsol.heads import DualBranchModel
-from wsol.models import clone_branch
+from wsol.models.base import DualBranchModel
+from wsol.models.registry import clone_branch
 
 __all__ = [
     "TORCHVISION_FILES",
