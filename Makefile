@@ -13,6 +13,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(PY) -m pip install --upgrade pip
 	$(PY) -m pip install -r requirements-dev.txt
 	$(PY) -c "import torch, torchvision, cv2; print('torch', torch.__version__, 'torchvision', torchvision.__version__, 'opencv', cv2.__version__)"
+	$(PY) -c "from wsol.metrics.component_tree import warm_up; warm_up()"  # compile and cache the evaluator's passes once
 	touch $(STAMP)
 
 test: $(STAMP)

@@ -18,25 +18,24 @@ import torch
 import yaml
 
 from cam import CAM_METHODS, POSTPROCESS_BACKENDS
-from wsol.metrics.boxes import threshold_list
-from wsol.models.checkpoints import TORCHVISION_FILES, torchvision_weights_path
+from wsol.data.datasets import get_dataset
+from wsol.data.metadata import NUM_CLASSES, missing_split_hint, split_folder
 from wsol.engine.distributed import env_info
 from wsol.engine.files import write_json_atomic
 from wsol.engine.flags import str2bool
-from wsol.models.freezing import unfreeze_choices
-from wsol.data.metadata import NUM_CLASSES, split_folder
-from wsol.models.registry import build_model
+from wsol.metrics.boxes import threshold_list
+from wsol.models.checkpoints import torchvision_weights_path
+from wsol.models.freezing import unfreeze_names
+from wsol.models.registry import architecture_help, family_for_method, get_backbone
 
 __all__ = ["Config", "ConfigError", "PipelineError", "build_parser", "get_config",
            "log_ignored_flags", "str2bool", "validate", "write_config"]
 
 logger = logging.getLogger(__name__)
 
-ARCHITECTURES = ("vgg16", "resnet50", "inception_v3")
 AMP_MODES = ("off", "bf16", "fp16")
 MODEL_STRUCTURES = ("vanilla", "b2")
 EVAL_FRAME = 224
-VAL_SAMPLE_LIMITS = {"CUB": 5, "OpenImages": 25}
 IGNORED_FLAGS = ("wandb", "project", "wandb_dir", "wandb_name", "alpha", "methods", "train_only")
 
 
@@ -67,6 +66,19 @@ class Config(argparse.Namespace):
                 for name, value in vars(self).items()}
 
 
+def _architecture(value: str) -> str:
+    """argparse type of ``--architecture``: a registered backbone or ``prefix:name``."""
+    try:
+        spec = get_backbone(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    if not spec.families:
+        raise argparse.ArgumentTypeError(
+            f"{value} names a classifier wrapped in Python (wsol.models.adapter.dual_branch) and "
+            f"cannot be built by name; choose one of {architecture_help()}")
+    return value
+
+
 def _bool_flag(group: argparse._ArgumentGroup, name: str, default: bool, help_text: str) -> None:
     group.add_argument(name, type=str2bool, nargs="?", const=True, default=default, help=help_text)
 
@@ -75,8 +87,10 @@ def _add_general(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("general")
     group.add_argument("--config", default=None, help="YAML file of flag values (flag names "
                        "without dashes); command-line flags override it")
-    group.add_argument("--seed", type=int, default=42)
-    group.add_argument("--experiment_name", default="test_case")
+    group.add_argument("--seed", type=int, default=42,
+                       help="seed of Python, NumPy and torch (process r of torchrun: seed + r)")
+    group.add_argument("--experiment_name", default="test_case",
+                       help="the experiment's folder under --root")
     group.add_argument("--root", default="experiment/ILSVRC", help="experiments root folder")
     _bool_flag(group, "--override_cache", False, "training: delete an existing experiment folder; "
                "evaluation: overwrite the results of the same method and split")
@@ -93,10 +107,14 @@ def _add_general(parser: argparse.ArgumentParser) -> None:
 
 def _add_data(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("data")
-    group.add_argument("--dataset_name", default="CUB", choices=sorted(NUM_CLASSES))
-    group.add_argument("--data_root", default="dataset/")
-    group.add_argument("--metadata_root", default="metadata/")
-    group.add_argument("--mask_root", default="dataset/")
+    group.add_argument("--dataset_name", default="CUB", choices=sorted(NUM_CLASSES),
+                       help="dataset (sets the number of classes)")
+    group.add_argument("--data_root", default="dataset/",
+                       help="folder holding one image folder per dataset")
+    group.add_argument("--metadata_root", default="metadata/",
+                       help="folder holding {dataset}/{split}/ metadata files")
+    group.add_argument("--mask_root", default="dataset/",
+                       help="folder holding the ground-truth masks of mask datasets")
     _bool_flag(group, "--proxy_training_set", False, "train on image_ids_proxy.txt")
     _bool_flag(group, "--skip_unreadable", False, "skip (and count) images that cannot be "
                "decoded instead of stopping at the first one")
@@ -112,12 +130,14 @@ def _add_data(parser: argparse.ArgumentParser) -> None:
 
 def _add_model(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model")
-    group.add_argument("--architecture", default=None, choices=ARCHITECTURES)
+    group.add_argument("--architecture", default=None, type=_architecture,
+                       help=f"backbone: {architecture_help()}")
     group.add_argument("--method", default="cam", choices=sorted(CAM_METHODS),
                        help="heatmap method; 'cam' selects the CAM model family, the others "
                        "the gradient family (SPEC §3.1)")
     group.add_argument("--wsol_method", default="cam", choices=["cam"], help="authors' flag")
-    group.add_argument("--model_structure", default="vanilla", choices=MODEL_STRUCTURES)
+    group.add_argument("--model_structure", default="vanilla", choices=MODEL_STRUCTURES,
+                       help="vanilla (softmax head) or b2 (plus the sigmoid branch)")
     _bool_flag(group, "--large_feature_map", False, "28x28 feature maps")
     _bool_flag(group, "--pretrained", True, "initialise from local torchvision ImageNet weights "
                "when no --ft_ckpt is given")
@@ -126,7 +146,7 @@ def _add_model(parser: argparse.ArgumentParser) -> None:
                        "resnet50.pth, inception_v3.pth (or torchvision's file names); default: "
                        "torch's hub cache (never downloaded)")
     _bool_flag(group, "--init_weight", True, "authors' flag; initialisation is always applied")
-    group.add_argument("--last_layer", default="fc", choices=["fc"])
+    group.add_argument("--last_layer", default="fc", choices=["fc"], help="authors' flag")
     group.add_argument("--unfreeze_layer", default="none",
                        help="trainable part: all, none, branch2, or the model's head names "
                        "(fc, fc2, SPG_A4, SPG_A4_2, classifier, classifier_2)")
@@ -140,36 +160,49 @@ def _add_model(parser: argparse.ArgumentParser) -> None:
 
 def _add_train(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("training")
-    group.add_argument("--epochs", "--epoch", dest="epochs", type=int, default=None)
-    group.add_argument("--lr", type=float, default=0.01)
-    group.add_argument("--lr_decay_frequency", type=int, default=30)
-    group.add_argument("--lr_classifier_ratio", type=float, default=10.0)
-    group.add_argument("--momentum", type=float, default=0.9)
-    group.add_argument("--weight_decay", type=float, default=1e-4)
+    group.add_argument("--epochs", "--epoch", dest="epochs", type=int, default=None,
+                       help="training epochs (required for training; 0 saves the loaded model)")
+    group.add_argument("--lr", type=float, default=0.01,
+                       help="learning rate of the backbone parameter group")
+    group.add_argument("--lr_decay_frequency", type=int, default=30,
+                       help="multiply the learning rates by 0.1 every N epochs")
+    group.add_argument("--lr_classifier_ratio", type=float, default=10.0,
+                       help="learning rate of the classifier parameter group = lr x this")
+    group.add_argument("--momentum", type=float, default=0.9, help="SGD (Nesterov) momentum")
+    group.add_argument("--weight_decay", type=float, default=1e-4, help="SGD weight decay")
     group.add_argument("--checkpoint_interval", type=int, default=1,
                        help="write {e}_checkpoint.pth.tar every N epochs (the final epoch always "
                        "writes last_checkpoint.pth.tar)")
     group.add_argument("--resume", default=None,
                        help="checkpoint to continue from, or 'auto' for the experiment's latest")
+    group.add_argument("--log_every", type=int, default=20,
+                       help="when stderr is not a terminal (a log file), log progress, losses "
+                       "and speed every N training steps; 0: only once per epoch")
 
 
 def _add_eval(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("evaluation")
-    group.add_argument("--split", default="test", choices=["val", "test"])
+    group.add_argument("--split", default="test", choices=["val", "test"],
+                       help="split to evaluate")
     group.add_argument("--eval_checkpoint_type", default="last",
                        help="loads {log_folder}/{type}_checkpoint.pth.tar")
-    group.add_argument("--cam_curve_interval", type=float, default=0.001)
-    group.add_argument("--iou_threshold_list", type=int, nargs="+", default=[30, 50, 70])
+    group.add_argument("--cam_curve_interval", type=float, default=0.001,
+                       help="step of the score-map thresholds")
+    group.add_argument("--iou_threshold_list", type=int, nargs="+", default=[30, 50, 70],
+                       help="IoU thresholds (percent) of MaxBoxAcc; must contain 50")
     _bool_flag(group, "--box_v2_metric", True, "MaxBoxAccV2 (multi-contour, multi-IoU)")
     _bool_flag(group, "--multi_contour_eval", True, "authors' flag, set by --box_v2_metric")
     _bool_flag(group, "--multi_iou_eval", True, "authors' flag, set by --box_v2_metric")
     group.add_argument("--loc_threshold", type=float, default=0.2,
                        help="score-map threshold of GT-known and Top-1 Loc")
+    group.add_argument("--pxap_histogram_dtype", default="float64", choices=["float64", "float32"],
+                       help="PxAP accumulators: exact counts, or the authors' float32 (SPEC A13)")
     group.add_argument("--loc_gt_boxes", default="first", choices=["first", "any"],
                        help="GT-known/Top-1 Loc against the first GT box or any GT box (SPEC A4)")
     group.add_argument("--clamp_negative", default="auto", choices=["auto", "true", "false"],
                        help="clamp negative channel weights: auto = on for b2 only")
-    group.add_argument("--postprocess", default="opencv", choices=list(POSTPROCESS_BACKENDS))
+    group.add_argument("--postprocess", default="opencv", choices=list(POSTPROCESS_BACKENDS),
+                       help="heatmap resize and normalisation: OpenCV (authors) or torch")
     group.add_argument("--max_images", type=int, default=None,
                        help="evaluate only the first N images of the split")
     _bool_flag(group, "--save_scoremaps", False,
@@ -179,25 +212,28 @@ def _add_eval(parser: argparse.ArgumentParser) -> None:
     _bool_flag(group, "--fidelity_metrics", False,
                "also report Average Drop, Increase in Confidence, Insertion and Deletion")
     group.add_argument("--fidelity_protocol", default="authors",
-                       choices=["authors", "softmax_head"])
+                       choices=["authors", "softmax_head"],
+                       help="confidences of the fidelity metrics: the authors' or head 1's "
+                       "softmax (docs/fidelity.md)")
 
 
 def _add_ignored(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("accepted for compatibility and ignored")
-    group.add_argument("--wandb", default="off")
-    group.add_argument("--project", default="")
-    group.add_argument("--wandb_dir", default="")
-    group.add_argument("--wandb_name", default=None)
-    group.add_argument("--alpha", type=float, default=0.6)
-    group.add_argument("--methods", default=None)
-    _bool_flag(group, "--train_only", False, "authors' flag without effect")
+    ignored = "authors' flag without effect"
+    group.add_argument("--wandb", default="off", help=ignored)
+    group.add_argument("--project", default="", help=ignored)
+    group.add_argument("--wandb_dir", default="", help=ignored)
+    group.add_argument("--wandb_name", default=None, help=ignored)
+    group.add_argument("--alpha", type=float, default=0.6, help=ignored)
+    group.add_argument("--methods", default=None, help=ignored)
+    _bool_flag(group, "--train_only", False, ignored)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the parser of every flag, in groups."""
     parser = argparse.ArgumentParser(
         description="Dual-branch sigmoid CAM: train a classifier head and evaluate WSOL.",
-        allow_abbrev=False)
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter, allow_abbrev=False)
     for add_group in (_add_general, _add_data, _add_model, _add_train, _add_eval, _add_ignored):
         add_group(parser)
     return parser
@@ -248,7 +284,7 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
 def _derive(args: argparse.Namespace) -> dict[str, Any]:
     """Settings that follow from the flags (SPEC §8.1 derived settings, A18)."""
     values = vars(args).copy()
-    values["family"] = "cam" if args.method == "cam" else "grad"
+    values["family"] = family_for_method(args.method)
     values["num_classes"] = NUM_CLASSES[args.dataset_name]
     values["log_folder"] = os.path.join(args.root, args.experiment_name)
     values["iou_threshold_list"] = tuple(args.iou_threshold_list)
@@ -266,11 +302,14 @@ def _check(condition: bool, message: str) -> None:
 
 
 def _validate_common(cfg: Config) -> None:
-    _check(cfg.architecture is not None, "--architecture is required (vgg16, resnet50 or "
-           "inception_v3)")
+    _check(cfg.architecture is not None, f"--architecture is required ({architecture_help()})")
+    families = get_backbone(cfg.architecture).families
+    _check(cfg.family in families, f"--method {cfg.method} needs the {cfg.family} family, which "
+           f"{cfg.architecture} does not have (its families: {', '.join(families)}); use "
+           f"{'a gradient method' if cfg.family == 'cam' else '--method cam'}")
     _check(cfg.batch_size >= 1, f"--batch_size must be >= 1, got {cfg.batch_size}")
     _check(cfg.workers >= 0, f"--workers must be >= 0, got {cfg.workers}")
-    limit = VAL_SAMPLE_LIMITS.get(cfg.dataset_name)
+    limit = get_dataset(cfg.dataset_name).val_sample_limit
     _check(cfg.num_val_sample_per_class >= 0,
            f"--num_val_sample_per_class must be >= 0, got {cfg.num_val_sample_per_class}")
     _check(limit is None or cfg.num_val_sample_per_class <= limit,
@@ -325,8 +364,10 @@ def _validate_train(cfg: Config) -> None:
            "--branch_init clone needs --model_structure b2")
     _validate_starting_weights(cfg)
     folder = split_folder(cfg.metadata_root, cfg.dataset_name, "train")
+    train_root = os.path.join(cfg.data_root, cfg.dataset_name, "train")
     _check(cfg.epochs == 0 or os.path.isdir(folder), f"no training metadata: folder {folder} not "
-           "found (check --metadata_root and --dataset_name)")
+           "found (check --metadata_root and --dataset_name)"
+           + missing_split_hint(cfg.dataset_name, "train", folder, train_root))
 
 
 def _validate_starting_weights(cfg: Config) -> None:
@@ -334,23 +375,24 @@ def _validate_starting_weights(cfg: Config) -> None:
     for flag, path in (("--ft_ckpt", cfg.ft_ckpt), ("--resume", cfg.resume)):
         _check(path in (None, "auto") or os.path.isfile(path), f"{flag}: file not found: {path}")
     if cfg.pretrained and cfg.ft_ckpt is None and cfg.resume is None:
+        files = get_backbone(cfg.architecture).torchvision_files
+        _check(bool(files), f"--pretrained true: {cfg.architecture} has no ImageNet weights; "
+               "train it from scratch with --pretrained false, or start from --ft_ckpt")
         try:
             torchvision_weights_path(cfg.architecture, cfg.pretrained_path)
         except FileNotFoundError:
             where = cfg.pretrained_path or os.path.join(torch.hub.get_dir(), "checkpoints")
             raise ConfigError(
                 f"--pretrained true: torchvision's ImageNet weights for {cfg.architecture} were "
-                f"not found in {where} (they are never downloaded). Put "
-                f"{TORCHVISION_FILES[cfg.architecture][0]} there, pass the file or its folder "
-                "with --pretrained_path, or train from scratch with --pretrained false") from None
+                f"not found in {where} (they are never downloaded). Put {files[0]} there, pass "
+                "the file or its folder with --pretrained_path, or train from scratch with "
+                "--pretrained false") from None
 
 
 def _unfreeze_choices(cfg: Config) -> tuple[str, ...]:
-    """The `--unfreeze_layer` values of the configured model (built on the meta device)."""
-    with torch.device("meta"):
-        model = build_model(cfg.architecture, cfg.family, cfg.num_classes,
-                            model_structure=cfg.model_structure)
-    return unfreeze_choices(model)
+    """The `--unfreeze_layer` values of the configured model, from its backbone's declaration."""
+    model_class = get_backbone(cfg.architecture).models[cfg.family]
+    return unfreeze_names(model_class.head_names, cfg.model_structure == "b2")
 
 
 def _validate_eval(cfg: Config) -> None:

@@ -1,9 +1,9 @@
 """Datasets and data loaders (SPEC §2) over the metadata of :mod:`wsol.data.metadata`.
 
-An image lives at ``{data_root}/{image folder}/{image_id}`` where the image folder is the dataset
-name, except for the datasets of :data:`wsol.data.metadata.IMAGE_FOLDER` that share another dataset's
-images (``SYNTHETIC_MASK`` reads the images of ``SYNTHETIC``). CARS keeps its two splits in
-``{data_root}/CARS/cars_{split}/`` because its bare image ids repeat across splits (SPEC §1.1).
+An image lives at ``{data_root}/{image folder}/{image_id}`` where the image folder is the one
+the dataset declares in :data:`wsol.data.datasets.DATASETS`: its name, or another dataset's when it
+shares its images (``SYNTHETIC_MASK`` reads the images of ``SYNTHETIC``). CARS keeps its two splits
+in ``{data_root}/CARS/cars_{split}/`` because its bare image ids repeat across splits (SPEC §1.1).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import dataclasses
 import logging
 import multiprocessing
 import os
+import re
 from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
@@ -20,6 +21,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 from torchvision import transforms
 
+from wsol.data.datasets import get_dataset
 from wsol.data.metadata import (
     MetadataError,
     SplitMetadata,
@@ -36,6 +38,7 @@ __all__ = [
     "ShardSampler",
     "SkipUnreadableCollate",
     "UnreadableImageError",
+    "WSOLDataLoader",
     "WSOLDataset",
     "build_transform",
     "get_data_loader",
@@ -55,11 +58,63 @@ SamplerFactory = Callable[[Dataset], Sampler]
 
 
 class UnreadableImageError(OSError):
-    """An image file exists but cannot be decoded."""
+    """An image file exists but cannot be decoded; the message names the file and the flag that
+    skips such images."""
 
-    def __init__(self, path: str, reason: BaseException) -> None:
-        super().__init__(f"cannot read image {path}: {reason}")
+    def __init__(self, path: str, reason: BaseException | str) -> None:
+        one_line = " ".join(str(reason).splitlines())
+        super().__init__(f"cannot read image {path}: {one_line}{_SKIP_HINT}")
         self.path = path
+
+
+_SKIP_HINT = " (--skip_unreadable true skips and counts unreadable images)"
+_WORKER_ERROR = re.compile(r"Caught (\w+) in DataLoader worker process \d+\.")
+_IMAGE_ERROR = re.compile(r"cannot read image (.*?): (.*)" + re.escape(_SKIP_HINT) + "$")
+
+
+def _unwrap_worker_error(error: Exception) -> Exception | None:
+    """The one-line error a loader worker raised, from the text DataLoader re-raises it with.
+
+    DataLoader re-raises a worker's exception with the worker's whole traceback as its message
+    (or as a ``RuntimeError`` when the type cannot be rebuilt from one string). For the errors
+    of bad input (:class:`UnreadableImageError`, ``FileNotFoundError``) this returns the error
+    as the worker raised it; for anything else None, so a bug keeps its traceback.
+    """
+    text = str(error)
+    caught = _WORKER_ERROR.match(text)
+    if caught is None:
+        return None
+    name = caught.group(1)
+    marker = f"{name}: "
+    message = text[text.rfind(marker) + len(marker):].strip().splitlines()[0]
+    if name == UnreadableImageError.__name__:
+        image = _IMAGE_ERROR.match(message)
+        return None if image is None else UnreadableImageError(*image.groups())
+    if name == FileNotFoundError.__name__:
+        return FileNotFoundError(message)
+    return None
+
+
+class WSOLDataLoader(DataLoader):
+    """A DataLoader whose workers' bad-input errors reach the caller as the one-line error the
+    dataset raised, the same as with ``num_workers=0``."""
+
+    def __iter__(self) -> Iterator:
+        iterator = super().__iter__()
+        while True:
+            try:
+                batch = next(iterator)
+            except StopIteration:
+                return
+            except Exception as error:
+                unwrapped = _unwrap_worker_error(error)
+                if unwrapped is None:
+                    raise
+            else:
+                yield batch
+                continue
+            del iterator  # stops the workers now, before the error travels up
+            raise unwrapped
 
 
 def build_transform(split: str, resize_size: int = 256, crop_size: int = 224
@@ -159,15 +214,16 @@ class WSOLDataset(Dataset):
         return 0 if self._num_skipped is None else self._num_skipped.value
 
     def image_path(self, image_id: str) -> str:
-        """Return the file of ``image_id`` (SPEC §1.1, with the explicit CARS rule).
+        """Return the file of ``image_id`` (SPEC §1.1; Stanford Cars also tries its split folder).
 
         Raises:
             FileNotFoundError: no candidate file exists; the message names every path tried.
         """
         candidates = [os.path.join(self.image_folder, image_id)]
-        if self.metadata.dataset_name == "CARS":
+        subfolder = get_dataset(self.metadata.dataset_name).split_subfolder
+        if subfolder is not None:
             candidates.append(os.path.join(
-                self.data_root, "CARS", f"cars_{self.metadata.split}", image_id))
+                self.image_folder, subfolder.format(split=self.metadata.split), image_id))
         for path in candidates:
             if os.path.isfile(path):
                 return path
@@ -327,10 +383,10 @@ def get_data_loader(split: str, *, data_root: str, metadata_root: str, dataset_n
                           skip_unreadable=skip_unreadable, augment_seed=augment_seed)
     sampler = None if sampler_factory is None else sampler_factory(dataset)
     collate = SkipUnreadableCollate((3, crop_size, crop_size)) if skip_unreadable else None
-    return DataLoader(dataset, batch_size=batch_size,
-                      shuffle=split == "train" and sampler is None, sampler=sampler,
-                      num_workers=workers, collate_fn=collate, drop_last=False,
-                      pin_memory=torch.cuda.is_available())
+    return WSOLDataLoader(dataset, batch_size=batch_size,
+                          shuffle=split == "train" and sampler is None, sampler=sampler,
+                          num_workers=workers, collate_fn=collate, drop_last=False,
+                          pin_memory=torch.cuda.is_available())
 
 
 def get_data_loaders(*, data_root: str, metadata_root: str, dataset_name: str, batch_size: int,

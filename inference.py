@@ -39,27 +39,33 @@ from data_loaders import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     ShardSampler,
+    WSOLDataLoader,
     WSOLDataset,
     get_data_loader,
 )
+from wsol.data.masks import MASK_FOREGROUND
+from wsol.data.metadata import dataset_folder
 from wsol.engine import distributed
 from wsol.engine.files import write_json_atomic, write_text_atomic
 from wsol.engine.runtime import autocast, progress, resolve_device, seed_everything, setup_logging
 from wsol.metrics.boxes import boxes_at_thresholds, quantize
-from wsol.models.checkpoints import CheckpointMismatchError, load_model_checkpoint
 from wsol.metrics.evaluation import BoxEvaluator, MaskEvaluator, build_evaluator
 from wsol.metrics.fidelity import FidelityMeter
 from wsol.models.base import DualBranchModel
-from wsol.data.masks import MASK_FOREGROUND
-from wsol.data.metadata import dataset_folder
-from wsol.models.registry import build_model
+from wsol.models.checkpoints import CheckpointMismatchError, model_from_checkpoint
+from wsol.report.overlays import (
+    GT_COLOUR,
+    PRED_COLOUR,
+    blend_heatmap,
+    denormalize,
+    draw_boxes,
+    draw_outline,
+)
+from wsol.report.tables import format_value, results_markdown
 
 __all__ = ["EvalPaths", "checkpoint_to_evaluate", "evaluate", "eval_paths"]
 
 logger = logging.getLogger(__name__)
-
-_GT_COLOUR = (0, 200, 0)
-_PRED_COLOUR = (0, 0, 255)
 
 
 @dataclass(frozen=True)
@@ -117,17 +123,16 @@ def checkpoint_to_evaluate(cfg: Config) -> str:
 
 def _load_model(cfg: Config, path: str) -> DualBranchModel:
     """Build the configured model and load `path` strictly."""
-    model = build_model(cfg.architecture, cfg.family, cfg.num_classes,
-                        model_structure=cfg.model_structure,
-                        large_feature_map=cfg.large_feature_map)
     try:
-        load_model_checkpoint(model, path)
+        return model_from_checkpoint(path, architecture=cfg.architecture, family=cfg.family,
+                                     num_classes=cfg.num_classes,
+                                     model_structure=cfg.model_structure,
+                                     large_feature_map=cfg.large_feature_map)
     except CheckpointMismatchError as error:
         raise PipelineError(f"{path} does not fit --architecture {cfg.architecture} "
                             f"--method {cfg.method} ({cfg.family} family) --model_structure "
                             f"{cfg.model_structure} --dataset_name {cfg.dataset_name}: "
                             f"{error}") from None
-    return model
 
 
 def _eval_loader(cfg: Config) -> DataLoader:
@@ -141,10 +146,10 @@ def _eval_loader(cfg: Config) -> DataLoader:
     if cfg.max_images is not None and cfg.max_images < len(dataset):
         dataset = Subset(dataset, range(cfg.max_images))
     info = distributed.get_info()
-    return DataLoader(dataset, batch_size=cfg.batch_size,
-                      sampler=ShardSampler(len(dataset), info.rank, info.world_size),
-                      num_workers=cfg.workers, pin_memory=loader.pin_memory,
-                      collate_fn=loader.collate_fn)
+    return WSOLDataLoader(dataset, batch_size=cfg.batch_size,
+                          sampler=ShardSampler(len(dataset), info.rank, info.world_size),
+                          num_workers=cfg.workers, pin_memory=loader.pin_memory,
+                          collate_fn=loader.collate_fn)
 
 
 def _image_ids(dataset: WSOLDataset | Subset) -> list[str]:
@@ -159,7 +164,8 @@ def _build_evaluator(cfg: Config, loader: DataLoader) -> BoxEvaluator | MaskEval
     return build_evaluator(dataset.metadata, cam_curve_interval=cfg.cam_curve_interval,
                            iou_threshold_list=cfg.iou_threshold_list,
                            box_v2_metric=cfg.box_v2_metric, loc_threshold=cfg.loc_threshold,
-                           mask_root=dataset_folder(cfg.mask_root, cfg.dataset_name))
+                           mask_root=dataset_folder(cfg.mask_root, cfg.dataset_name),
+                           pxap_histogram_dtype=cfg.pxap_histogram_dtype)
 
 
 def _clamp_setting(value: str) -> bool | None:
@@ -185,14 +191,6 @@ def _write_pred_correct(folder: str, image_ids: list[str], correct: dict[str, bo
         handle.writelines(f"{image_id},{int(correct[image_id])}\n" for image_id in image_ids)
 
 
-def _denormalize(image: torch.Tensor) -> np.ndarray:
-    """(3, H, W) normalised tensor → (H, W, 3) uint8 BGR."""
-    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
-    rgb = (image.detach().cpu() * std + mean).clamp(0, 1).permute(1, 2, 0).numpy()
-    return cv2.cvtColor((rgb * 255).round().astype(np.uint8), cv2.COLOR_RGB2BGR)
-
-
 def _largest_box(scoremap: np.ndarray, threshold: float) -> np.ndarray:
     """Largest-contour box at `threshold`, the box GT-known/Top-1 Loc score (SPEC §7.6)."""
     found = boxes_at_thresholds(quantize(scoremap), np.asarray([threshold]))
@@ -202,18 +200,11 @@ def _largest_box(scoremap: np.ndarray, threshold: float) -> np.ndarray:
 def _draw_overlay(image: torch.Tensor, scoremap: np.ndarray, image_id: str,
                   evaluator: BoxEvaluator | MaskEvaluator, cfg: Config) -> np.ndarray:
     """Image blended with the heatmap, ground truth in green, predicted box in red."""
-    colours = cv2.applyColorMap((scoremap * 255).astype(np.uint8), cv2.COLORMAP_JET)
-    canvas = cv2.addWeighted(_denormalize(image), 0.5, colours, 0.5, 0)
+    canvas = blend_heatmap(denormalize(image, IMAGENET_MEAN, IMAGENET_STD), scoremap)
     if isinstance(evaluator, MaskEvaluator):
-        foreground = (evaluator.gt_mask(image_id) == MASK_FOREGROUND).astype(np.uint8)
-        contours = cv2.findContours(foreground, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)[-2]
-        cv2.drawContours(canvas, contours, -1, _GT_COLOUR, 2)
-        return canvas
-    for x0, y0, x1, y1 in evaluator.gt_boxes(image_id):
-        cv2.rectangle(canvas, (int(x0), int(y0)), (int(x1), int(y1)), _GT_COLOUR, 2)
-    x0, y0, x1, y1 = _largest_box(scoremap, cfg.loc_threshold)
-    cv2.rectangle(canvas, (int(x0), int(y0)), (int(x1), int(y1)), _PRED_COLOUR, 2)
-    return canvas
+        return draw_outline(canvas, evaluator.gt_mask(image_id) == MASK_FOREGROUND, GT_COLOUR)
+    draw_boxes(canvas, evaluator.gt_boxes(image_id), GT_COLOUR)
+    return draw_boxes(canvas, [_largest_box(scoremap, cfg.loc_threshold)], PRED_COLOUR)
 
 
 def _write_overlays(folder: str, images: torch.Tensor, scoremaps: np.ndarray,
@@ -333,8 +324,9 @@ def _metrics(cfg: Config, counts: _Counts, computed: dict[str, Any]) -> dict[str
     first = {"gt_loc": computed["gt_loc"], "top1_loc": computed["top1_loc"]}
     any_box = {"gt_loc": computed["gt_loc_any_box"], "top1_loc": computed["top1_loc_any_box"]}
     metrics.update(any_box if cfg.loc_gt_boxes == "any" else first)
-    metrics["maxboxacc_v2" if cfg.box_v2_metric else "maxboxacc"] = computed[
-        "maxboxacc_v2" if cfg.box_v2_metric else "maxboxacc"]
+    if not cfg.box_v2_metric:
+        metrics["maxboxacc"] = computed["maxboxacc"]
+    metrics["maxboxacc_v2"] = computed["maxboxacc_v2"]  # MaxBoxAcc(50) without V2 (SPEC §7.5)
     for delta in cfg.iou_threshold_list:
         metrics[f"maxboxacc_IOU_{delta}"] = computed[f"maxboxacc_IOU_{delta}"]
     for name in ("gt_loc", "top1_loc"):
@@ -360,25 +352,13 @@ def _settings(cfg: Config, checkpoint: str) -> dict[str, Any]:
     keys = ("dataset_name", "split", "architecture", "family", "method", "model_structure",
             "large_feature_map", "clamp_negative", "postprocess", "loc_threshold",
             "loc_gt_boxes", "cam_curve_interval", "iou_threshold_list", "box_v2_metric",
-            "max_images", "amp", "seed", "experiment_name", "log_folder")
+            "pxap_histogram_dtype", "max_images", "amp", "seed", "experiment_name", "log_folder")
     return {"checkpoint": checkpoint, **{key: cfg.to_dict()[key] for key in keys}}
-
-
-def _markdown(metrics: dict[str, Any], settings: dict[str, Any]) -> str:
-    lines = [f"# {settings['experiment_name']}: {settings['method']} on "
-             f"{settings['dataset_name']} {settings['split']}", "",
-             f"{settings['architecture']} ({settings['family']} family, "
-             f"{settings['model_structure']}), checkpoint `{settings['checkpoint']}`", "",
-             "| Metric | Value |", "|---|---|"]
-    for name, value in metrics.items():
-        lines.append(f"| {name} | {value:.2f} |" if isinstance(value, float)
-                     else f"| {name} | {value} |")
-    return "\n".join(lines) + "\n"
 
 
 def _write_results(paths: EvalPaths, results: dict[str, Any]) -> None:
     write_json_atomic(paths.results_json, results)
-    write_text_atomic(paths.results_md, _markdown(results["metrics"], results["settings"]))
+    write_text_atomic(paths.results_md, results_markdown(results["metrics"], results["settings"]))
 
 
 def evaluate(cfg: Config) -> dict[str, Any]:
@@ -427,7 +407,7 @@ def evaluate(cfg: Config) -> dict[str, Any]:
     if distributed.is_main_process():
         _write_results(paths, results)
     distributed.barrier()
-    logger.info("results: %s", ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}"
-                                         for k, v in metrics.items()))
+    logger.info("results: %s", ", ".join(f"{name} {format_value(value)}"
+                                         for name, value in metrics.items()))
     logger.info("wrote %s and %s", paths.results_json, paths.results_md)
     return results

@@ -31,8 +31,11 @@ from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
 from config import Config, PipelineError, log_ignored_flags, write_config
 from data_loaders import get_data_loader
+from wsol.data.metadata import dataset_folder
 from wsol.engine import distributed
 from wsol.engine.files import write_json_atomic
+from wsol.engine.losses import DualBranchLoss
+from wsol.engine.optim import adjust_learning_rate, build_optimizer
 from wsol.engine.runtime import (
     autocast,
     progress,
@@ -41,8 +44,10 @@ from wsol.engine.runtime import (
     setup_logging,
     unwrap_model,
 )
+from wsol.models.base import DualBranchModel
 from wsol.models.checkpoints import (
     CheckpointMismatchError,
+    CheckpointReadError,
     load_finetune_checkpoint,
     load_model_state,
     load_torchvision_weights,
@@ -50,16 +55,13 @@ from wsol.models.checkpoints import (
     save_checkpoint,
 )
 from wsol.models.freezing import apply_freezing, set_train_mode
-from wsol.models.base import DualBranchModel
-from wsol.engine.losses import DualBranchLoss
-from wsol.data.metadata import dataset_folder
 from wsol.models.registry import build_model
-from wsol.engine.optim import adjust_learning_rate, build_optimizer
 
 __all__ = [
     "CHECKPOINT_FORMAT_VERSION",
     "LATEST_POINTER",
     "checkpoint_name",
+    "completed_no_epoch",
     "run",
     "train_one_epoch",
 ]
@@ -70,6 +72,12 @@ CHECKPOINT_FORMAT_VERSION = 1
 LATEST_POINTER = "latest_checkpoint.json"
 RESUME_MUST_MATCH = ("architecture", "family", "model_structure", "dataset_name",
                      "large_feature_map", "unfreeze_layer")
+# what a run writes before its first epoch completes
+FAILED_START_FILES = frozenset({"config.json", "train.log"})
+# names of the two optimizer groups (wsol.engine.optim): base lr, lr x --lr_classifier_ratio
+LR_GROUP_NAMES = ("backbone", "classifier")
+
+
 def checkpoint_name(epoch: int, epochs: int) -> str:
     """`last_checkpoint.pth.tar` for the final epoch, else `{epoch}_checkpoint.pth.tar`."""
     return "last_checkpoint.pth.tar" if epoch == epochs else f"{epoch}_checkpoint.pth.tar"
@@ -102,13 +110,22 @@ def _restore_rng_state(state: dict[str, Any], generator: torch.Generator) -> Non
     generator.set_state(state["loader"])
 
 
+def completed_no_epoch(folder: str) -> bool:
+    """True when `folder` holds only what a run writes before its first epoch completes
+    (`config.json`, `train.log`): a failed start, which does not block a new run."""
+    return set(os.listdir(folder)) <= FAILED_START_FILES
+
+
 def _prepare_folder(cfg: Config) -> str:
     """Create the experiment folder; an existing one needs `--resume` or `--override_cache`.
 
-    Every process checks before rank 0 changes anything, so all of them fail alike.
+    A failed start (`completed_no_epoch`) is reused as it is: its `train.log` keeps the record
+    of the failure and the new run appends to it. Every process checks before rank 0 changes
+    anything, so all of them fail alike.
     """
     folder = cfg.log_folder
-    occupied = os.path.isdir(folder) and bool(os.listdir(folder)) and not cfg.resume
+    occupied = (os.path.isdir(folder) and not completed_no_epoch(folder)
+                and not cfg.resume)
     if occupied and not cfg.override_cache:
         raise PipelineError(
             f"experiment folder {folder} already exists; pass --resume auto to continue it "
@@ -129,7 +146,8 @@ def _resume_path(cfg: Config) -> str:
     pointer = os.path.join(cfg.log_folder, LATEST_POINTER)
     if not os.path.isfile(pointer):
         raise PipelineError(f"--resume auto: {pointer} not found; the experiment {cfg.log_folder} "
-                            "has no completed epoch to resume from")
+                            "has no completed epoch to resume from (no checkpoint saved yet); "
+                            "run the command without --resume to start it")
     with open(pointer, encoding="utf-8") as handle:
         return os.path.join(cfg.log_folder, json.load(handle)["checkpoint"])
 
@@ -242,8 +260,11 @@ def train_one_epoch(model: nn.Module, criterion: DualBranchLoss,
     """
     set_train_mode(model, cfg.unfreeze_layer, cfg.bn_mode)
     has_branch2 = unwrap_model(model).has_branch2
+    head1_trained = _head1_trained(model)
+    log_every = 0 if sys.stderr.isatty() else cfg.log_every
     sums = {"loss": 0.0, "loss_ce": 0.0, "loss_bce": 0.0, "correct": 0.0, "correct2": 0.0,
             "seen": 0.0}
+    started = time.perf_counter()
     for step, (images, labels, _) in enumerate(progress(loader, f"epoch {epoch}"), start=1):
         if len(images) == 0:
             continue
@@ -266,7 +287,45 @@ def train_one_epoch(model: nn.Module, criterion: DualBranchLoss,
         if has_branch2:
             sums["loss_bce"] += loss.bce.item() * batch
             sums["correct2"] += int((outputs["logits2"].argmax(dim=1) == labels).sum())
+        if log_every and step % log_every == 0:
+            _log_progress(epoch, step, len(loader), sums, has_branch2, head1_trained,
+                          time.perf_counter() - started)
     return _epoch_stats(sums, has_branch2, cfg)
+
+
+def _head1_trained(model: nn.Module) -> bool:
+    """Whether the softmax head (head 1) receives gradients (not frozen by --unfreeze_layer)."""
+    return any(parameter.requires_grad for parameter in unwrap_model(model).head(1).parameters())
+
+
+def _loss_text(losses: dict[str, float], has_branch2: bool, head1_trained: bool) -> str:
+    """The loss of what is trained, labelled: with a frozen softmax head the sigmoid branch's
+    BCE is the training loss and the head's cross-entropy is shown apart (it moves with the
+    batch statistics of the backbone, not with training)."""
+    if not has_branch2:
+        return f"loss {losses['loss']:.4f} (softmax CE)"
+    if head1_trained:
+        return (f"loss {losses['loss']:.4f} (softmax CE {losses['loss_ce']:.4f} + sigmoid BCE "
+                f"{losses['loss_bce']:.4f})")
+    return (f"branch loss {losses['loss_bce']:.4f} (sigmoid BCE), frozen softmax head's CE "
+            f"{losses['loss_ce']:.4f}")
+
+
+def _log_progress(epoch: int, step: int, steps: int, sums: dict[str, float], has_branch2: bool,
+                  head1_trained: bool, seconds: float) -> None:
+    """One line of progress inside an epoch: step, running losses of this process, speed."""
+    seen = sums["seen"]
+    losses = {name: sums[name] / seen for name in ("loss", "loss_ce", "loss_bce")}
+    logger.info("epoch %d step %d/%d (%d%%): %s, %.1f images/s", epoch, step, steps,
+                100 * step // steps, _loss_text(losses, has_branch2, head1_trained),
+                seen / max(seconds, 1e-9))
+
+
+def _lr_text(lrs: list[float]) -> str:
+    """`lr backbone 0.003, lr classifier 0.03`: the rate of every optimizer group, named."""
+    names = LR_GROUP_NAMES if len(lrs) == len(LR_GROUP_NAMES) else [
+        f"group {index}" for index in range(len(lrs))]
+    return ", ".join(f"lr {name} {lr:.3g}" for name, lr in zip(names, lrs))
 
 
 def _save(folder: str, model: DualBranchModel, optimizer: torch.optim.Optimizer, epoch: int,
@@ -293,6 +352,7 @@ def _write_checkpoint(path: str, model: DualBranchModel, optimizer: torch.optim.
         "family": cfg.family,
         "model_structure": cfg.model_structure,
         "num_classes": cfg.num_classes,
+        "large_feature_map": cfg.large_feature_map,
         "epoch": epoch,
         "state_dict": model.state_dict(),
         "optimizer": optimizer.state_dict(),
@@ -309,7 +369,7 @@ def _write_checkpoint(path: str, model: DualBranchModel, optimizer: torch.optim.
 
 
 def _report_epoch(folder: str, epoch: int, lrs: list[float], stats: dict[str, float],
-                  seconds: float) -> None:
+                  seconds: float, head1_trained: bool) -> None:
     """Write the SPEC §8.4 training report and append a row to `train_metrics.jsonl`."""
     report = {"summary": True, "step": epoch, "train/classification": stats["accuracy"],
               "train/loss": stats["loss"]}
@@ -318,11 +378,11 @@ def _report_epoch(folder: str, epoch: int, lrs: list[float], stats: dict[str, fl
     row = {"epoch": epoch, "lr": lrs, **stats, "seconds": round(seconds, 3)}
     with open(os.path.join(folder, "train_metrics.jsonl"), "a", encoding="utf-8") as handle:
         handle.write(json.dumps(row) + "\n")
-    extra = (f", bce {stats['loss_bce']:.4f}, head-2 acc {stats['accuracy2']:.2f}%"
-             if "loss_bce" in stats else "")
-    logger.info("epoch %d: loss %.4f (ce %.4f%s), head-1 acc %.2f%%, lr %s, %.1fs", epoch,
-                stats["loss"], stats["loss_ce"], extra, stats["accuracy"],
-                ", ".join(f"{lr:.3g}" for lr in lrs), seconds)
+    has_branch2 = "loss_bce" in stats
+    accuracy2 = f", head-2 acc {stats['accuracy2']:.2f}%" if has_branch2 else ""
+    logger.info("epoch %d: %s; head-1 acc %.2f%%%s; %s; %.1fs", epoch,
+                _loss_text(stats, has_branch2, head1_trained), stats["accuracy"], accuracy2,
+                _lr_text(lrs), seconds)
 
 
 def _drop_metric_rows(folder: str, start_epoch: int) -> None:
@@ -347,7 +407,12 @@ def _complete_row_before(line: str, epoch: int) -> bool:
 def _resume(cfg: Config, path: str, model: DualBranchModel, optimizer: torch.optim.Optimizer,
             generator: torch.Generator) -> int:
     """Restore model, optimizer and RNG states from `path`; return the first epoch to run."""
-    checkpoint = load_training_checkpoint(path)
+    try:
+        checkpoint = load_training_checkpoint(path)
+    except CheckpointReadError:
+        raise
+    except ValueError as error:
+        raise PipelineError(f"--resume: {error}") from None
     if checkpoint.get("format_version") != CHECKPOINT_FORMAT_VERSION:
         raise PipelineError(f"--resume: {path} is not a training checkpoint of this project "
                             f"(format_version {checkpoint.get('format_version')!r}, expected "
@@ -358,7 +423,10 @@ def _resume(cfg: Config, path: str, model: DualBranchModel, optimizer: torch.opt
     if differing:
         raise PipelineError(f"--resume: {path} was trained with other settings: "
                             + "; ".join(differing))
-    load_model_state(model, checkpoint, strict=True)
+    try:
+        load_model_state(model, checkpoint, strict=True)
+    except CheckpointMismatchError as error:
+        raise PipelineError(f"--resume: {path} does not fit the model: {error}") from None
     optimizer.load_state_dict(checkpoint["optimizer"])
     _restore_rng_state(_own_rng_state(checkpoint), generator)
     logger.info("resumed from %s (epoch %d)", path, checkpoint["epoch"])
@@ -378,9 +446,13 @@ def _own_rng_state(checkpoint: dict[str, Any]) -> dict[str, Any]:
 
 def _open_experiment(cfg: Config) -> str:
     """Create the experiment folder, start logging to it and write `config.json` (rank 0)."""
+    failed_start = (not cfg.resume and os.path.isdir(cfg.log_folder)
+                    and bool(os.listdir(cfg.log_folder)) and completed_no_epoch(cfg.log_folder))
     folder = _prepare_folder(cfg)
     setup_logging(os.path.join(folder, "train.log"), cfg.debug)
     logger.info("[command] %s", " ".join(sys.argv))
+    if failed_start:
+        logger.info("%s holds a run that completed no epoch; starting again in it", folder)
     if cfg.resume and cfg.ft_ckpt:
         logger.info("--ft_ckpt %s is not loaded: --resume restores the whole model", cfg.ft_ckpt)
     log_ignored_flags(cfg)
@@ -411,6 +483,7 @@ def _train_epochs(cfg: Config, folder: str, model: DualBranchModel,
     loader = _train_loader(cfg, generator)
     scaler = _gradient_scaler(device, cfg.amp)
     info = distributed.get_info()
+    head1_trained = _head1_trained(model_without_ddp)
     logger.info("training epochs %d-%d on %s x %d process(es): %d images, %d steps per epoch "
                 "of %d images per process", start_epoch, cfg.epochs, device, info.world_size,
                 len(loader.dataset), len(loader), cfg.batch_size)
@@ -422,7 +495,8 @@ def _train_epochs(cfg: Config, folder: str, model: DualBranchModel,
         started = time.perf_counter()
         stats = train_one_epoch(model, criterion, optimizer, loader, device, epoch, cfg, scaler)
         if distributed.is_main_process():
-            _report_epoch(folder, epoch, lrs, stats, time.perf_counter() - started)
+            _report_epoch(folder, epoch, lrs, stats, time.perf_counter() - started,
+                          head1_trained)
         if epoch == cfg.epochs or epoch % cfg.checkpoint_interval == 0:
             _save(folder, model_without_ddp, optimizer, epoch, cfg, generator)
 
@@ -443,6 +517,29 @@ def run(cfg: Config) -> str:
         raise PipelineError(f"image folder not found: {images} (check --data_root and "
                             "--dataset_name)")
     folder = _open_experiment(cfg)
+    try:
+        return _train(cfg, folder, device, resume_path)
+    except BaseException as error:
+        _record_failure(os.path.join(folder, "train.log"), error)
+        raise
+
+
+def _record_failure(log_path: str, error: BaseException) -> None:
+    """Write why the run stopped to `train.log` only (stderr gets main.py's one line)."""
+    if isinstance(error, KeyboardInterrupt):
+        message = "run interrupted (Ctrl-C)"
+    else:
+        text = str(error).splitlines()[0] if str(error) else ""
+        message = f"run failed: {type(error).__name__}: {text}"
+    record = logger.makeRecord(logger.name, logging.ERROR, __file__, 0, message, None, None)
+    target = os.path.abspath(log_path)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler) and handler.baseFilename == target:
+            handler.handle(record)
+
+
+def _train(cfg: Config, folder: str, device: torch.device, resume_path: str | None) -> str:
+    """Build, load, train and save; return the path of the final checkpoint."""
     seed_everything(cfg.seed + distributed.get_info().rank)
     model = build_training_model(cfg, load_weights=resume_path is None).to(device)
     optimizer = build_optimizer(model, cfg.lr, lr_classifier_ratio=cfg.lr_classifier_ratio,

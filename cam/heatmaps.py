@@ -2,9 +2,13 @@ r"""Heatmaps and overlays for a folder of images: `python -m cam.heatmaps`.
 
 Example::
 
-    python -m cam.heatmaps --images photos/ --architecture resnet50 --family cam \
-        --model_structure b2 --num_classes 200 --checkpoint last_checkpoint.pth.tar \
+    python -m cam.heatmaps --images photos/ --checkpoint last_checkpoint.pth.tar \
         --method cam --output heatmaps/
+
+The model (architecture, family, structure, number of classes, feature-map size) is read from
+the checkpoint when it records it, as this project's training checkpoints do; `--architecture`,
+`--num_classes` and the other model flags are needed only for checkpoints that record nothing
+(a bare state dict) and override what the checkpoint records.
 
 Every image is opened with PIL, converted to RGB, resized to 224×224 (bilinear) and normalised
 with the ImageNet mean and std (SPEC §2.2). For `<output>/<relative path>` it writes
@@ -22,6 +26,7 @@ from __future__ import annotations
 import argparse
 import csv
 import logging
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -35,8 +40,15 @@ from tqdm import tqdm
 from cam.base import CAMResult
 from cam.postprocess import EVAL_SIZE, POSTPROCESS_BACKENDS, postprocess_maps
 from cam.registry import CAM_METHODS, get_method
-from wsol.models.checkpoints import load_model_checkpoint
-from wsol.models.registry import ARCHITECTURES, FAMILIES, MODEL_STRUCTURES, build_model, family_for_method
+from wsol.engine.flags import str2bool
+from wsol.models.base import DualBranchModel
+from wsol.models.checkpoints import (
+    CheckpointMismatchError,
+    CheckpointReadError,
+    model_from_checkpoint,
+)
+from wsol.models.registry import FAMILIES, MODEL_STRUCTURES, family_for_method
+from wsol.report.overlays import blend_heatmap, rgb_to_bgr
 
 __all__ = ["IMAGE_SUFFIXES", "find_images", "main", "overlay", "parse_args", "preprocess"]
 
@@ -52,7 +64,9 @@ _TO_INPUT = transforms.Compose([transforms.ToTensor(), transforms.Normalize(_MEA
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Parse the command line (see the module docstring)."""
     parser = argparse.ArgumentParser(
-        prog="python -m cam.heatmaps", description=__doc__.split("\n")[0]
+        prog="python -m cam.heatmaps",
+        description=__doc__.split("\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument(
         "--images", type=Path, required=True, help="folder of images (searched recursively)"
@@ -60,18 +74,38 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--output", type=Path, required=True, help="folder for .npy heatmaps and .png overlays"
     )
-    parser.add_argument("--architecture", choices=ARCHITECTURES, required=True)
+    parser.add_argument(
+        "--architecture",
+        default=None,
+        help="backbone; default: the one the checkpoint records",
+    )
     parser.add_argument(
         "--family",
         choices=FAMILIES,
         default=None,
-        help="model family; default: cam for --method cam, grad otherwise",
+        help="model family; default: the checkpoint's, else cam for --method cam, grad otherwise",
     )
-    parser.add_argument("--model_structure", choices=MODEL_STRUCTURES, default="vanilla")
-    parser.add_argument("--num_classes", type=int, required=True)
-    parser.add_argument("--large_feature_map", action="store_true")
+    parser.add_argument(
+        "--model_structure",
+        choices=MODEL_STRUCTURES,
+        default=None,
+        help="default: the checkpoint's, else vanilla",
+    )
+    parser.add_argument(
+        "--num_classes", type=int, default=None, help="default: the checkpoint's"
+    )
+    parser.add_argument(
+        "--large_feature_map",
+        type=str2bool,
+        nargs="?",
+        const=True,
+        default=None,
+        help="28x28 feature maps (TRUE/FALSE, like main.py); default: the checkpoint's, else false",
+    )
     parser.add_argument("--checkpoint", type=Path, required=True, help="trained model checkpoint")
-    parser.add_argument("--method", choices=tuple(CAM_METHODS), required=True)
+    parser.add_argument(
+        "--method", choices=tuple(CAM_METHODS), required=True, help="heatmap method"
+    )
     parser.add_argument(
         "--class_index",
         type=int,
@@ -83,16 +117,23 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="keep negative channel weights of the sigmoid head (ablation)",
     )
-    parser.add_argument("--postprocess", choices=POSTPROCESS_BACKENDS, default="opencv")
-    parser.add_argument("--batch_size", type=int, default=16)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument(
+        "--postprocess",
+        choices=POSTPROCESS_BACKENDS,
+        default="opencv",
+        help="heatmap resize and normalisation: OpenCV (authors) or torch",
+    )
+    parser.add_argument("--batch_size", type=int, default=16, help="images per batch")
+    parser.add_argument(
+        "--device",
+        default="cuda" if torch.cuda.is_available() else "cpu",
+        help="cpu, cuda or cuda:N",
+    )
     args = parser.parse_args(argv)
-    if args.family is None:
-        args.family = family_for_method(args.method)
     if args.batch_size < 1:
         parser.error("--batch_size must be positive")
-    if args.class_index is not None and not 0 <= args.class_index < args.num_classes:
-        parser.error(f"--class_index must lie in [0, {args.num_classes})")
+    if args.class_index is not None and args.class_index < 0:
+        parser.error("--class_index must be >= 0")
     return args
 
 
@@ -111,37 +152,42 @@ def find_images(root: Path) -> list[Path]:
 
 
 def preprocess(path: Path) -> tuple[Image.Image, torch.Tensor]:
-    """Open an image as RGB and return it resized to 224×224 and as a normalised tensor."""
-    with Image.open(path) as image:
-        resized = _RESIZE(image.convert("RGB"))
+    """Open an image as RGB and return it resized to 224×224 and as a normalised tensor.
+
+    Raises:
+        OSError: the file cannot be decoded as an image (the message names it).
+    """
+    try:
+        with Image.open(path) as image:
+            resized = _RESIZE(image.convert("RGB"))
+    except (OSError, SyntaxError, ValueError) as error:
+        raise OSError(f"cannot read image {path}: {error}") from None
     return resized, _TO_INPUT(resized)
 
 
 def overlay(image: Image.Image, heatmap: np.ndarray, alpha: float = 0.5) -> np.ndarray:
-    """Blend the JET-coloured heatmap over the image.
-
-    Args:
-        image: RGB image of the heatmap's size.
-        heatmap: (H, W) float map in [0, 1].
-        alpha: weight of the heatmap.
-
-    Returns:
-        (H, W, 3) uint8 BGR image, ready for `cv2.imwrite`.
-    """
-    colored = cv2.applyColorMap(np.uint8(255 * heatmap), cv2.COLORMAP_JET)
-    picture = cv2.cvtColor(np.asarray(image), cv2.COLOR_RGB2BGR)
-    return cv2.addWeighted(picture, 1 - alpha, colored, alpha, 0)
+    """The JET-coloured heatmap (``(H, W)`` in [0, 1]) blended over the RGB image of its size,
+    as a uint8 BGR array ready for `cv2.imwrite`."""
+    return blend_heatmap(rgb_to_bgr(np.asarray(image)), heatmap, alpha)
 
 
-def _load_model(args: argparse.Namespace) -> torch.nn.Module:
-    model = build_model(
-        args.architecture,
-        args.family,
-        args.num_classes,
+def _load_model(args: argparse.Namespace) -> DualBranchModel:
+    """The checkpoint's model; flags given override what the checkpoint records."""
+    model = model_from_checkpoint(
+        args.checkpoint,
+        defaults={
+            "family": family_for_method(args.method),
+            "model_structure": "vanilla",
+            "large_feature_map": False,
+        },
+        architecture=args.architecture,
+        family=args.family,
         model_structure=args.model_structure,
+        num_classes=args.num_classes,
         large_feature_map=args.large_feature_map,
     )
-    load_model_checkpoint(model, args.checkpoint)
+    if args.class_index is not None and args.class_index >= model.num_classes:
+        raise ValueError(f"--class_index must lie in [0, {model.num_classes})")
     return model.to(args.device).eval()
 
 
@@ -153,18 +199,30 @@ def _write(output: Path, relative: Path, image: Image.Image, heatmap: np.ndarray
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Write heatmaps and overlays for every image of `--images`; return the exit status."""
+    """Write heatmaps and overlays for every image of `--images`; return the exit status.
+
+    Bad input (no images, a checkpoint that is missing, unreadable or does not fit, an
+    unreadable image) prints one line `error: ...` and returns 1.
+    """
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
+    try:
+        return _run(args)
+    except (OSError, CheckpointReadError, CheckpointMismatchError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)  # noqa: T201
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
     paths = find_images(args.images)
     model = _load_model(args)
     logger.info(
         "%s heatmaps of %d images with %s/%s/%s on %s; explained class: %s",
         args.method,
         len(paths),
-        args.architecture,
-        args.family,
-        args.model_structure,
+        model.architecture,
+        model.family,
+        model.model_structure,
         args.device,
         "head 1's prediction" if args.class_index is None else args.class_index,
     )

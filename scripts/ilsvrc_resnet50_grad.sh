@@ -1,24 +1,13 @@
 #!/usr/bin/env bash
-# ILSVRC, ResNet50, gradient family: the vanilla backbone, then the sigmoid branch on the frozen
-# backbone, then evaluation of both with Grad-CAM, Grad-CAM++, XGradCAM and LayerCAM. Hyper-
-# parameters: SPEC §9.2.
-# Usage: bash scripts/ilsvrc_resnet50_grad.sh  (environment overrides: see
-# scripts/paper_common.sh)
-# Vanilla backbone: torchvision's ImageNet weights, saved with --epochs 0 (no training).
+# ILSVRC, ResNet50, gradient family: the vanilla backbone (torchvision's ImageNet weights, saved
+# with --epochs 0), then the sigmoid branch on the frozen backbone, then evaluation of both with
+# Grad-CAM, Grad-CAM++, XGradCAM and LayerCAM. Hyper-parameters (SPEC §9.2):
+# configs/ILSVRC/resnet50_grad_{vanilla,b2}.yaml.
+# Needs the ImageNet train metadata: python scripts/make_ilsvrc_train_metadata.py.
+# Usage: bash scripts/ilsvrc_resnet50_grad.sh
+# (environment overrides: see scripts/paper_common.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DATASET=ILSVRC
-ARCH=resnet50
-FAMILY=grad
-VANILLA_MODE=torchvision
-LFM_VANILLA=false
-LFM_B2=false
-EPOCHS_B2=10
-DECAY_B2=3
-LR_B2=0.005
-WD_B2=1e-4
-UNFREEZE=fc2
-
 source scripts/paper_common.sh
-run_all
+run_paper ILSVRC resnet50 grad

@@ -3,8 +3,8 @@ r"""Write the ILSVRC train metadata from an ImageNet train folder (SPEC §1.3).
 The train folder holds one sub-folder per synset (``<wnid>/<file>.JPEG``). Each image becomes
 the record ``train/<wnid>/<file>.JPEG`` with the label of its wnid's position in the sorted list
 of wnids; ``image_sizes.txt`` and ``localization.txt`` are empty. With ``--proxy_per_class N``
-``image_ids_proxy.txt`` lists N seeded random images per class. Records are sorted; as in the
-WSOL metadata, the last line has no trailing newline.
+``image_ids_proxy.txt`` lists N seeded random images per class. Records are sorted, one per
+line, each line ending with a newline.
 
 Usage::
 
@@ -89,7 +89,7 @@ def choose_proxy(records: Records, per_class: int, seed: int) -> list[str]:
 
 def _write_lines(path: str, lines: Sequence[str]) -> None:
     with open(path, "w", encoding="utf-8") as handle:
-        handle.write("\n".join(lines))
+        handle.writelines(f"{line}\n" for line in lines)
 
 
 def write_metadata(output: str, records: Records, proxy_ids: Sequence[str] | None,

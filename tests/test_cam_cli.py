@@ -35,30 +35,16 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, torch.n
     return images, checkpoint, freeze(model)
 
 
+def _argv(images: Path, checkpoint: Path, out: Path, method: str, *extra: str) -> list[str]:
+    return ["--images", str(images), "--output", str(out), "--checkpoint", str(checkpoint),
+            "--method", method, "--device", "cpu", *extra]
+
+
 def _run(setup: tuple, out: Path, method: str, *extra: str) -> None:
     images, checkpoint, _ = setup
-    status = main(
-        [
-            "--images",
-            str(images),
-            "--output",
-            str(out),
-            "--architecture",
-            "resnet50",
-            "--model_structure",
-            "b2",
-            "--num_classes",
-            str(NUM_CLASSES),
-            "--checkpoint",
-            str(checkpoint),
-            "--method",
-            method,
-            "--device",
-            "cpu",
-            *extra,
-        ]
-    )
-    assert status == 0
+    model_flags = ["--architecture", "resnet50", "--model_structure", "b2", "--num_classes",
+                   str(NUM_CLASSES)]
+    assert main(_argv(images, checkpoint, out, method, *model_flags, *extra)) == 0
 
 
 def _inputs(images: Path) -> torch.Tensor:
@@ -93,10 +79,18 @@ def test_cli_class_index_and_gradient_method(setup: tuple, tmp_path: Path) -> No
     assert (tmp_path / "classes.csv").read_text().split()[1:] == ["a.jpg,3", "sub/b.png,3"]
 
 
-def test_cli_rejects_bad_arguments(setup: tuple, tmp_path: Path) -> None:
+def test_cli_rejects_bad_arguments(setup: tuple, tmp_path: Path,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """argparse rejects unknown choices; bad input is one line `error: ...` and status 1."""
+    images, checkpoint, _ = setup
     with pytest.raises(SystemExit):
         _run(setup, tmp_path, "scorecam")
-    with pytest.raises(SystemExit):
-        _run(setup, tmp_path, "cam", "--class_index", str(NUM_CLASSES))
-    with pytest.raises(FileNotFoundError):
-        _run((tmp_path / "missing", setup[1], setup[2]), tmp_path, "cam")
+    capsys.readouterr()
+    flags = ["--architecture", "resnet50", "--model_structure", "b2", "--num_classes",
+             str(NUM_CLASSES)]
+    assert main(_argv(images, checkpoint, tmp_path, "cam", *flags, "--class_index",
+                      str(NUM_CLASSES))) == 1
+    assert capsys.readouterr().err.strip() == f"error: --class_index must lie in [0, {NUM_CLASSES})"
+    missing = tmp_path / "missing"
+    assert main(_argv(missing, checkpoint, tmp_path, "cam", *flags)) == 1
+    assert capsys.readouterr().err.strip() == f"error: image folder not found: {missing}"

@@ -21,8 +21,8 @@ import torch
 
 import main
 from data_loaders import ShardSampler
-from wsol.models.checkpoints import load_training_checkpoint
 from wsol.data.synthetic import generate_synthetic_dataset
+from wsol.models.checkpoints import load_training_checkpoint
 
 REPO = Path(__file__).resolve().parent.parent
 NUM_TRAIN, NUM_TEST = 8, 6
@@ -47,7 +47,7 @@ def _flags(workspace: Path, name: str) -> list[str]:
     return ["--dataset_name", "SYNTHETIC", "--data_root", str(workspace / "dataset"),
             "--metadata_root", str(workspace / "metadata"), "--mask_root",
             str(workspace / "dataset"), "--root", str(workspace / "exp"), "--architecture",
-            "resnet50", "--workers", "0", "--device", "cpu", "--experiment_name", name]
+            "tiny_cnn", "--workers", "0", "--device", "cpu", "--experiment_name", name]
 
 
 def _torchrun(argv: list[str]) -> None:

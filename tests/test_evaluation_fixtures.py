@@ -13,8 +13,8 @@ from functools import cache
 import numpy as np
 import pytest
 
-from wsol.metrics.evaluation import BoxEvaluator, MaskEvaluator
 from wsol.data.metadata import load_metadata
+from wsol.metrics.evaluation import BoxEvaluator, MaskEvaluator
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURES = os.path.join(ROOT, "tests", "fixtures", "wsol_reference")

@@ -51,13 +51,15 @@ def test_writes_sorted_ids_and_wnid_labels(train_root, tmp_path, capsys):
     assert script.main(["--train_root", train_root, "--output", output, "--allow_partial"]) == 0
     assert "wrote 10 images of 3 classes" in capsys.readouterr().out
     sorted_wnids = sorted(WNIDS)
-    ids = _read(os.path.join(output, "image_ids.txt")).split("\n")
+    ids = _read(os.path.join(output, "image_ids.txt")).splitlines()
     assert ids == sorted(ids)
     assert ids[:3] == [f"train/n01440764/n01440764_{n}.JPEG" for n in (12, 3, 40)]
     labels = dict(line.split(",") for line in
-                  _read(os.path.join(output, "class_labels.txt")).split("\n"))
+                  _read(os.path.join(output, "class_labels.txt")).splitlines())
     assert list(labels) == ids
     assert all(int(labels[i]) == sorted_wnids.index(i.split("/")[1]) for i in ids)
+    for name in ("image_ids.txt", "class_labels.txt"):
+        assert _read(os.path.join(output, name)).endswith("\n")  # a final newline
     assert _read(os.path.join(output, "image_sizes.txt")) == ""
     assert _read(os.path.join(output, "localization.txt")) == ""
     assert not os.path.exists(os.path.join(output, "image_ids_proxy.txt"))
@@ -76,12 +78,12 @@ def test_proxy_ids_are_seeded_per_class_subsets(train_root, tmp_path):
     argv = ["--train_root", train_root, "--output", output, "--allow_partial",
             "--proxy_per_class", "2", "--seed", "1"]
     assert script.main(argv) == 0
-    proxy = _read(os.path.join(output, "image_ids_proxy.txt")).split("\n")
-    ids = set(_read(os.path.join(output, "image_ids.txt")).split("\n"))
+    proxy = _read(os.path.join(output, "image_ids_proxy.txt")).splitlines()
+    ids = set(_read(os.path.join(output, "image_ids.txt")).splitlines())
     assert len(proxy) == 6 and set(proxy) <= ids and proxy == sorted(proxy)
     assert sorted(i.split("/")[1] for i in proxy) == sorted(2 * list(WNIDS))
     assert script.main([*argv, "--overwrite"]) == 0
-    assert _read(os.path.join(output, "image_ids_proxy.txt")).split("\n") == proxy
+    assert _read(os.path.join(output, "image_ids_proxy.txt")).splitlines() == proxy
     metadata = load_metadata(str(tmp_path / "metadata"), "ILSVRC", "train", localization=False)
     assert set(proxy) <= set(metadata.class_labels)
 
@@ -110,4 +112,4 @@ def test_command_line(train_root, tmp_path):
         capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
     assert "3 proxy images" in result.stdout
-    assert len(_read(os.path.join(output, "image_ids_proxy.txt")).split("\n")) == 3
+    assert len(_read(os.path.join(output, "image_ids_proxy.txt")).splitlines()) == 3

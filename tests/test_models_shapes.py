@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from wsol.models.base import initialize_weights
-from wsol.models.registry import ARCHITECTURES, FAMILIES, MODELS, build_model
+from wsol.models.registry import ARCHITECTURES, BACKBONES, FAMILIES, build_model, get_backbone
 
 NUM_CLASSES = 7
 
@@ -140,5 +140,10 @@ def test_build_model_rejects_bad_arguments(kwargs, message):
 
 def test_registry_is_complete():
     assert FAMILIES == ("cam", "grad")
-    assert ARCHITECTURES == ("vgg16", "resnet50", "inception_v3")
-    assert all(set(MODELS[family]) == set(ARCHITECTURES) for family in FAMILIES)
+    assert ARCHITECTURES == ("vgg16", "resnet50", "inception_v3", "tiny_cnn")
+    for name, spec in BACKBONES.items():
+        assert get_backbone(name) is spec and spec.families == FAMILIES
+        for family, model_class in spec.models.items():
+            assert (model_class.architecture, model_class.family) == (name, family)
+    with pytest.raises(ValueError, match="unknown architecture 'resnet5'; choose one of vgg16"):
+        get_backbone("resnet5")

@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from wsol.models.registry import build_model
 from wsol.engine.optim import adjust_learning_rate, build_optimizer, lr_for_epoch, param_groups
+from wsol.models.registry import build_model
 
 LR, RATIO = 0.01, 10.0
 

@@ -5,8 +5,8 @@ import os
 import numpy as np
 import pytest
 
-from wsol.metrics.evaluation import MaskEvaluator
 from wsol.data.metadata import load_metadata
+from wsol.metrics.evaluation import MaskEvaluator
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MASK_ROOT = os.path.join(ROOT, "tests", "fixtures", "test_masks")

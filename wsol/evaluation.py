@@ -13,9 +13,10 @@ import os
 import sys
 from collections.abc import Iterable
 
+from wsol.data.metadata import NUM_CLASSES, dataset_folder, load_metadata, read_image_ids
 from wsol.engine.files import write_json_atomic
 from wsol.engine.flags import str2bool
-from wsol.data.metadata import NUM_CLASSES, dataset_folder, load_metadata, read_image_ids
+from wsol.engine.terminal import on_terminal
 from wsol.metrics.evaluation import build_evaluator, evaluate_scoremaps
 
 __all__ = ["main", "read_pred_correct"]
@@ -46,26 +47,49 @@ def read_pred_correct(path: str) -> dict[str, bool]:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m wsol.evaluation",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         description="Evaluate saved score maps ({scoremap_root}/{image_id}.npy) with the WSOL "
                     "metrics: MaxBoxAccV2, MaxBoxAcc, GT-known and Top-1 Loc, or PxAP.")
-    parser.add_argument("--scoremap_root", required=True)
+    parser.add_argument("--scoremap_root", required=True,
+                        help="folder of the score maps: 224x224 float32/float64 .npy files "
+                             "with values in [0, 1], named {image_id}.npy")
     parser.add_argument("--metadata_root", required=True,
                         help="folder holding {dataset_name}/{split}/ metadata")
-    parser.add_argument("--dataset_name", required=True, choices=sorted(NUM_CLASSES))
-    parser.add_argument("--split", required=True, choices=["train", "val", "test"])
+    parser.add_argument("--dataset_name", required=True, choices=sorted(NUM_CLASSES),
+                        help="dataset of the score maps (OpenImages is evaluated with masks)")
+    parser.add_argument("--split", required=True, choices=["train", "val", "test"],
+                        help="metadata split the image ids belong to")
     parser.add_argument("--mask_root", default="dataset/",
                         help="mask datasets: masks are read from "
                              "{mask_root}/{dataset_name}/{mask_path}, as in main.py")
-    parser.add_argument("--image_ids", default=None, help="text file of ids (default: the split)")
-    parser.add_argument("--pred_correct", default=None, help="CSV image_id,0|1 for Top-1 Loc")
-    parser.add_argument("--cam_curve_interval", type=float, default=0.001)
-    parser.add_argument("--box_v2_metric", type=str2bool, nargs="?", const=True, default=True)
-    parser.add_argument("--iou_threshold_list", type=int, nargs="+", default=[30, 50, 70])
-    parser.add_argument("--loc_threshold", type=float, default=0.2)
+    parser.add_argument("--image_ids", default=None,
+                        help="text file of image ids to evaluate, one a line (default: the "
+                             "whole split)")
+    parser.add_argument("--pred_correct", default=None,
+                        help="CSV 'image_id,0|1' (1: head-1 prediction right); adds Top-1 Loc")
+    parser.add_argument("--cam_curve_interval", type=float, default=0.001,
+                        help="step between the score-map thresholds")
+    parser.add_argument("--box_v2_metric", type=str2bool, nargs="?", const=True, default=True,
+                        help="true: MaxBoxAccV2 (all contours, mean over the IoU thresholds); "
+                             "false: MaxBoxAcc(50) of the largest contour, also written as "
+                             "maxboxacc_v2 as the authors do (SPEC 7.5)")
+    parser.add_argument("--iou_threshold_list", type=int, nargs="+", default=[30, 50, 70],
+                        help="IoU thresholds (percent) of MaxBoxAcc; must contain 50")
+    parser.add_argument("--loc_threshold", type=float, default=0.2,
+                        help="score-map threshold of GT-known and Top-1 Loc; must be one of the "
+                             "thresholds")
     parser.add_argument("--threshold_rule", choices=["authors", "wsolevaluation"],
-                        default="authors")
-    parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--output", required=True, help="results JSON file to write")
+                        default="authors",
+                        help="thresholds round(j*interval, 3) including 1.0 (authors), or "
+                             "numpy.arange(0, 1, interval) (wsolevaluation)")
+    parser.add_argument("--pxap_histogram_dtype", choices=["float64", "float32"],
+                        default="float64",
+                        help="PxAP accumulators: exact counts, or the authors' float32 "
+                             "(SPEC A13)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="processes evaluating the maps in parallel")
+    parser.add_argument("--output", required=True,
+                        help="results JSON file to write (atomically)")
     return parser
 
 
@@ -105,9 +129,9 @@ def _run(args: argparse.Namespace) -> int:
         iou_threshold_list=args.iou_threshold_list, box_v2_metric=args.box_v2_metric,
         loc_threshold=args.loc_threshold,
         mask_root=dataset_folder(args.mask_root, args.dataset_name),
-        threshold_rule=args.threshold_rule)
+        threshold_rule=args.threshold_rule, pxap_histogram_dtype=args.pxap_histogram_dtype)
     results = evaluate_scoremaps(evaluator, args.scoremap_root, image_ids, pred_correct,
-                                 workers=args.workers, progress=True)
+                                 workers=args.workers, progress=on_terminal())
     results["settings"] = {**evaluator.config, "dataset_name": args.dataset_name,
                            "split": args.split, "scoremap_root": args.scoremap_root}
     write_json_atomic(args.output, results)

@@ -12,15 +12,16 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from wsol.data.datasets import DATASETS, get_dataset
+
 __all__ = [
     "NUM_CLASSES",
-    "IMAGE_FOLDER",
-    "MASK_DATASETS",
     "Box",
     "MetadataError",
     "SplitMetadata",
     "dataset_folder",
     "load_metadata",
+    "missing_split_hint",
     "read_boxes",
     "read_class_labels",
     "read_image_ids",
@@ -29,16 +30,7 @@ __all__ = [
     "split_folder",
 ]
 
-NUM_CLASSES: dict[str, int] = {
-    "CUB": 200,
-    "ILSVRC": 1000,
-    "OpenImages": 100,
-    "CARS": 196,
-    "SYNTHETIC": 4,
-    "SYNTHETIC_MASK": 4,
-}
-MASK_DATASETS = frozenset({"OpenImages", "SYNTHETIC_MASK"})
-IMAGE_FOLDER: dict[str, str] = {"SYNTHETIC_MASK": "SYNTHETIC"}
+NUM_CLASSES: dict[str, int] = {name: spec.num_classes for name, spec in DATASETS.items()}
 
 Box = tuple[int, int, int, int]
 
@@ -197,12 +189,12 @@ class SplitMetadata:
     @property
     def num_classes(self) -> int:
         """Number of classes of the dataset."""
-        return NUM_CLASSES[self.dataset_name]
+        return get_dataset(self.dataset_name).num_classes
 
     @property
     def has_masks(self) -> bool:
         """True for mask datasets (PxAP), False for box datasets."""
-        return self.dataset_name in MASK_DATASETS
+        return get_dataset(self.dataset_name).has_masks
 
     def subset(self, image_ids: list[str]) -> SplitMetadata:
         """The same split restricted to ``image_ids`` (in that order)."""
@@ -222,10 +214,21 @@ def dataset_folder(root: str, dataset_name: str) -> str:
     """Return the folder of a dataset's files under ``root``.
 
     The same rule serves images (``root`` = ``--data_root``) and masks (``root`` =
-    ``--mask_root``): ``{root}/{dataset_name}``, or ``{root}/{IMAGE_FOLDER[dataset_name]}`` for
-    datasets that share another dataset's files (``SYNTHETIC_MASK`` uses ``SYNTHETIC``'s).
+    ``--mask_root``): ``{root}/{folder}`` with the dataset's declared folder, its name unless it
+    shares another dataset's files (``SYNTHETIC_MASK`` uses ``SYNTHETIC``'s).
     """
-    return os.path.join(root, IMAGE_FOLDER.get(dataset_name, dataset_name))
+    return os.path.join(root, get_dataset(dataset_name).folder)
+
+
+def missing_split_hint(dataset_name: str, split: str, folder: str,
+                       train_root: str = "dataset/ILSVRC/train") -> str:
+    """What to run when the metadata folder of a split is missing: the ImageNet train metadata
+    is not shipped but generated from the user's copy of ImageNet (``""`` for other splits)."""
+    if (dataset_name, split) != ("ILSVRC", "train"):
+        return ""
+    return ("; the ImageNet train metadata is not shipped, generate it from your ImageNet train "
+            f"folder with: python scripts/make_ilsvrc_train_metadata.py --train_root "
+            f"{train_root} --output {folder}")
 
 
 def split_folder(metadata_root: str, dataset_name: str, split: str) -> str:
@@ -246,21 +249,21 @@ def load_metadata(metadata_root: str, dataset_name: str, split: str,
     Raises:
         MetadataError: a file is missing, malformed or inconsistent with another.
     """
-    if dataset_name not in NUM_CLASSES:
-        raise ValueError(f"unknown dataset {dataset_name!r}; expected one of {sorted(NUM_CLASSES)}")
+    spec = get_dataset(dataset_name)
     folder = split_folder(metadata_root, dataset_name, split)
     if not os.path.isdir(folder):
-        raise MetadataError(folder, None, "metadata folder not found (check --metadata_root)")
+        raise MetadataError(folder, None, "metadata folder not found (check --metadata_root)"
+                            + missing_split_hint(dataset_name, split, folder))
     ids_path = os.path.join(folder, "image_ids.txt")
     image_ids = read_image_ids(ids_path)
     labels_path = os.path.join(folder, "class_labels.txt")
-    class_labels = read_class_labels(labels_path, NUM_CLASSES[dataset_name])
+    class_labels = read_class_labels(labels_path, spec.num_classes)
     _check_same_ids(image_ids, class_labels, ids_path, labels_path)
     metadata = SplitMetadata(dataset_name, split, folder, image_ids, class_labels)
     if not localization:
         return metadata
     loc_path = os.path.join(folder, "localization.txt")
-    if dataset_name in MASK_DATASETS:
+    if spec.has_masks:
         metadata.mask_paths = read_mask_paths(loc_path)
         _check_covered(image_ids, metadata.mask_paths, ids_path, loc_path)
     else:

@@ -19,7 +19,11 @@ Two datasets are written from one run:
 
 Usage::
 
-    python -m wsol.data.synthetic --data_root dataset --metadata_root metadata [--overwrite]
+    python -m wsol.data.synthetic --data_root dataset [--metadata_root DIR] [--overwrite]
+
+The metadata goes to ``{data_root}/metadata`` unless ``--metadata_root`` says otherwise, so the
+generated files stay out of the shipped ``metadata/`` folder; pass the same folder to
+``main.py --metadata_root``. Metadata files end with a newline.
 """
 
 from __future__ import annotations
@@ -349,10 +353,10 @@ def _write_image(path: str, image: np.ndarray) -> None:
 
 
 def _write_lines(path: str, lines: Sequence[str]) -> None:
-    """Write WSOL-style lines: newline-separated, no newline after the last line."""
+    """Write one record per line, each ending with a newline (an empty list: an empty file)."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w", encoding="utf-8") as handle:
-        handle.write("\n".join(lines))
+        handle.writelines(f"{line}\n" for line in lines)
 
 
 def _write_metadata(metadata_root: str, split: str, records: _SplitRecords) -> None:
@@ -425,17 +429,21 @@ def generate_synthetic_dataset(data_root: str, metadata_root: str, *, num_train:
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m wsol.data.synthetic", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data_root", default="dataset/", help="image root (default: dataset/)")
-    parser.add_argument("--metadata_root", default="metadata/",
-                        help="metadata root (default: metadata/)")
-    parser.add_argument("--num_train", type=int, default=400)
-    parser.add_argument("--num_val", type=int, default=80)
-    parser.add_argument("--num_test", type=int, default=80)
+    parser.add_argument("--data_root", default="dataset/",
+                        help="images go to {data_root}/SYNTHETIC")
+    parser.add_argument("--metadata_root", default=None,
+                        help="metadata root (default: {data_root}/metadata)")
+    parser.add_argument("--num_train", type=int, default=400, help="train images")
+    parser.add_argument("--num_val", type=int, default=80, help="val images")
+    parser.add_argument("--num_test", type=int, default=80, help="test images")
     parser.add_argument("--image_size", type=int, default=320, help="largest image side")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the whole dataset")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace existing SYNTHETIC output folders")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.metadata_root is None:
+        args.metadata_root = os.path.join(args.data_root, "metadata")
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> None:

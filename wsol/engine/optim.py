@@ -1,10 +1,12 @@
 """Optimizer parameter groups and the step-decay schedule (SPEC §5.1, §5.2).
 
-Parameters are split by the authors' substring patterns on their full names (a ``module.``
-prefix from a wrapper does not change the result). Group 0 runs at ``lr``, group 1 at
-``lr × lr_classifier_ratio``. For ResNet50 the pattern is ``fc.``, which ``fc2.`` does not
-contain: the sigmoid head of ResNet50 trains at the base ``lr`` (SPEC A7). Frozen parameters
-stay in their groups; they receive no gradient and are neither decayed nor updated.
+Parameters are split by the substring patterns each backbone declares
+(:class:`wsol.models.spec.ParamGroupRule`; the authors' patterns for the paper backbones) on
+their full names (a ``module.`` prefix from a wrapper does not change the result). Group 0 runs
+at ``lr``, group 1 at ``lr × lr_classifier_ratio``. For ResNet50 the pattern is ``fc.``, which
+``fc2.`` does not contain: the sigmoid head of ResNet50 trains at the base ``lr`` (SPEC A7).
+Frozen parameters stay in their groups; they receive no gradient and are neither decayed nor
+updated.
 """
 
 from __future__ import annotations
@@ -14,20 +16,16 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from wsol.engine.runtime import unwrap_model
+from wsol.models.registry import get_backbone
+
 __all__ = [
-    "PARAM_GROUP_PATTERNS",
     "adjust_learning_rate",
     "build_optimizer",
     "lr_for_epoch",
     "param_groups",
 ]
 
-# architecture -> (patterns, whether a match goes to the scaled group 1)
-PARAM_GROUP_PATTERNS: dict[str, tuple[tuple[str, ...], bool]] = {
-    "vgg16": (("features.",), False),
-    "inception_v3": (("Mixed", "Conv2d_1", "Conv2d_2", "Conv2d_3", "Conv2d_4"), False),
-    "resnet50": (("layer4.", "fc."), True),
-}
 _DECAY = 0.1
 
 
@@ -35,7 +33,7 @@ def param_groups(model: nn.Module, lr: float, lr_classifier_ratio: float) -> lis
     """Split ``model.named_parameters()`` into the two groups of SPEC §5.1.
 
     Args:
-        model: a wsol model (its ``architecture`` picks the patterns), possibly wrapped in
+        model: a wsol model (its backbone's spec gives the patterns), possibly wrapped in
             (Distributed)DataParallel.
         lr: base learning rate (group 0).
         lr_classifier_ratio: factor of group 1.
@@ -46,16 +44,10 @@ def param_groups(model: nn.Module, lr: float, lr_classifier_ratio: float) -> lis
     Raises:
         ValueError: for an unknown architecture.
     """
-    architecture = getattr(model, "module", model).architecture
-    if architecture not in PARAM_GROUP_PATTERNS:
-        raise ValueError(
-            f"architecture must be one of {tuple(PARAM_GROUP_PATTERNS)}, got {architecture!r}"
-        )
-    patterns, match_is_scaled = PARAM_GROUP_PATTERNS[architecture]
+    rule = get_backbone(unwrap_model(model).architecture).param_groups
     base, scaled = [], []
     for name, param in model.named_parameters():
-        matched = any(pattern in name for pattern in patterns)
-        (scaled if matched == match_is_scaled else base).append(param)
+        (scaled if rule.is_scaled(name) else base).append(param)
     return [{"params": base, "lr": lr}, {"params": scaled, "lr": lr * lr_classifier_ratio}]
 
 

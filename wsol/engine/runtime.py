@@ -5,16 +5,15 @@ from __future__ import annotations
 import logging
 import random
 import sys
-from collections.abc import Iterable
 from contextlib import AbstractContextManager, nullcontext
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn.parallel import DataParallel, DistributedDataParallel
-from tqdm import tqdm
 
 from wsol.engine import distributed
+from wsol.engine.terminal import progress  # noqa: F401  (re-exported for the entry points)
 
 __all__ = ["autocast", "progress", "resolve_device", "seed_everything", "setup_logging",
            "unwrap_model"]
@@ -75,11 +74,6 @@ def autocast(device: torch.device, amp: str) -> AbstractContextManager:
         return nullcontext()
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[amp]
     return torch.autocast(device_type=device.type, dtype=dtype)
-
-
-def progress(items: Iterable, description: str, **options) -> Iterable:
-    """tqdm progress over ``items``, shown only when stderr is a terminal."""
-    return tqdm(items, desc=description, leave=False, disable=not sys.stderr.isatty(), **options)
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:

@@ -1,11 +1,12 @@
 """Boxes from score maps, IoU and ground-truth rescaling (SPEC §2.4, §7.3, §7.4).
 
-The box extraction is exact with respect to the reference per-threshold loop (threshold,
-``cv2.findContours`` with ``RETR_TREE``, ``cv2.boundingRect``, largest ``cv2.contourArea``) but
-computes contours once per *distinct binary image* instead of once per threshold, on the
-bounding rectangle of the foreground only (``findContours`` pads its input with zeros, so a crop
-that keeps every foreground pixel yields the same contours in the same order), and derives
-bounding rectangles and areas for all contours of an image in a few vectorised NumPy calls.
+:func:`boxes_at_thresholds` traces contours: it is exact with respect to the reference
+per-threshold loop (threshold, ``cv2.findContours`` with ``RETR_TREE``, ``cv2.boundingRect``,
+largest ``cv2.contourArea``), lists the boxes in OpenCV's order, and computes contours once per
+*distinct binary image* instead of once per threshold, on the bounding rectangle of the
+foreground only (``findContours`` pads its input with zeros, so a crop that keeps every
+foreground pixel yields the same contours in the same order). The evaluator takes the same boxes
+for every threshold at once from :mod:`wsol.metrics.component_tree`, without tracing contours.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ __all__ = [
     "ScoreMapError",
     "ThresholdBoxes",
     "boxes_at_thresholds",
+    "check_boxes",
     "check_scoremap",
+    "foreground_cutoffs",
     "iou_matrix",
     "quantize",
     "rescale_boxes",
@@ -75,6 +78,25 @@ def quantize(scoremap: np.ndarray) -> np.ndarray:
     return (scoremap * scoremap.dtype.type(255)).astype(np.uint8)
 
 
+def foreground_cutoffs(q: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """Cutoffs ``c_j = ⌊τ_j·max(q)⌋ + 1``: threshold j keeps the pixels ``q >= c_j`` (SPEC §7.3).
+
+    The product is taken in double precision and truncated, as ``int(τ·max(q))`` is.
+    """
+    return (np.asarray(thresholds, dtype=np.float64) * int(q.max())).astype(np.int64) + 1
+
+
+def check_boxes(boxes: np.ndarray, name: str = "boxes") -> np.ndarray:
+    """``boxes`` as an ``(N, 4)`` int64 array; ``ValueError`` unless ``0 <= x0 <= x1`` and
+    ``0 <= y0 <= y1`` for every box."""
+    boxes = np.asarray(boxes, dtype=np.int64).reshape(-1, 4)
+    inverted = (boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])
+    if (boxes < 0).any() or inverted.any():
+        raise ValueError(f"{name} must satisfy 0 <= x0 <= x1 and 0 <= y0 <= y1, "
+                         f"got {boxes.tolist()}")
+    return boxes
+
+
 def iou_matrix(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
     """IoU of inclusive-pixel boxes (SPEC §7.4).
 
@@ -85,13 +107,8 @@ def iou_matrix(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
     Returns:
         ``(A, B)`` float64 matrix; a degenerate union gives 0.
     """
-    boxes_a = np.asarray(boxes_a, dtype=np.int64).reshape(-1, 4)
-    boxes_b = np.asarray(boxes_b, dtype=np.int64).reshape(-1, 4)
-    for boxes in (boxes_a, boxes_b):
-        inverted = (boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])
-        if (boxes < 0).any() or inverted.any():
-            raise ValueError(f"boxes must satisfy 0 <= x0 <= x1 and 0 <= y0 <= y1, "
-                             f"got {boxes.tolist()}")
+    boxes_a = check_boxes(boxes_a)
+    boxes_b = check_boxes(boxes_b)
     a = boxes_a[:, None, :]
     b = boxes_b[None, :, :]
     inter_w = np.maximum(0, np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]) + 1)
@@ -147,8 +164,7 @@ def _distinct_thresholds(q: np.ndarray, thresholds: np.ndarray) -> tuple[np.ndar
     Two cut-offs give the same binary image when no value of ``q`` lies in between, so each
     θ is replaced by the largest value of ``q`` that does not exceed it (−1 if none).
     """
-    peak = int(q.max())
-    cutoffs = (thresholds * peak).astype(np.int64)
+    cutoffs = foreground_cutoffs(q, thresholds) - 1
     present = np.concatenate([[True], np.bincount(q.ravel(), minlength=256) > 0])
     floor_value = np.maximum.accumulate(np.where(present, np.arange(257) - 1, -1))
     effective = floor_value[np.minimum(cutoffs, 255) + 1]

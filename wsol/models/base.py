@@ -48,6 +48,10 @@ class DualBranchModel(nn.Module, ABC):
             )
         if num_classes < 1:
             raise ValueError(f"num_classes must be positive, got {num_classes}")
+        clashes = [name for name in self.head_names if hasattr(DualBranchModel, name)]
+        if clashes:
+            raise TypeError(f"head names {clashes} of {type(self).__name__} clash with "
+                            f"DualBranchModel attributes; rename the head modules")
         self.num_classes = num_classes
         self.model_structure = model_structure
         self.large_feature_map = large_feature_map

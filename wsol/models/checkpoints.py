@@ -5,6 +5,7 @@
   read from a given path or from torch's hub cache; nothing is downloaded unless asked.
 * :func:`load_finetune_checkpoint`: the vanilla checkpoint a b2 model starts from (SPEC §3.10).
 * :func:`load_model_checkpoint` / :func:`load_model_state`: strict loading for evaluation/resume.
+* :func:`model_from_checkpoint`: build the model a checkpoint records and load it strictly.
 * :func:`save_checkpoint` / :func:`load_training_checkpoint`: atomic save, safe load.
 
 Every file is read with ``map_location="cpu"`` and ``weights_only=True``. Before any tensor is
@@ -18,7 +19,9 @@ from __future__ import annotations
 import logging
 import os
 import pickle
-from collections.abc import Iterable, Mapping
+import re
+import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -26,13 +29,14 @@ import torch
 from torch import Tensor
 
 from wsol.models.base import DualBranchModel
-from wsol.models.registry import clone_branch
+from wsol.models.registry import BACKBONES, build_model, clone_branch, get_backbone
+from wsol.models.spec import CheckpointMismatchError
 
 __all__ = [
-    "TORCHVISION_FILES",
     "CheckpointMismatchError",
     "CheckpointReadError",
     "LoadReport",
+    "MODEL_SETTINGS",
     "check_compatible",
     "extract_state_dict",
     "load_finetune_checkpoint",
@@ -40,58 +44,17 @@ __all__ = [
     "load_model_state",
     "load_torchvision_weights",
     "load_training_checkpoint",
+    "model_from_checkpoint",
+    "recorded_model_settings",
     "save_checkpoint",
     "torchvision_weights_path",
 ]
 
 logger = logging.getLogger(__name__)
 
-# torchvision file names: the authors' first, then the current torchvision name of the same weights.
-TORCHVISION_FILES: dict[str, tuple[str, ...]] = {
-    "vgg16": ("vgg16-397923af.pth",),
-    "resnet50": ("resnet50-19c8e357.pth", "resnet50-0676ba61.pth"),
-    "inception_v3": ("inception_v3_google-1a9a5a14.pth", "inception_v3_google-0cc3c7bd.pth"),
-}
-# file names the authors' code expects inside a weights folder
-_FOLDER_FILES: dict[str, tuple[str, ...]] = {
-    "vgg16": ("vgg16.pth",),
-    "resnet50": ("resnet50.pth",),
-    "inception_v3": ("inception_v3.pth", "inceptionv3.pth"),
-}
 _DOWNLOAD_ROOT = "https://download.pytorch.org/models/"
-
-# (architecture, family) -> (substrings always dropped, substrings dropped unless keep_head,
-#                            prefixes of the model's layers that torchvision does not provide)
-_Patterns = tuple[str, ...]
-_TORCHVISION_RULES: dict[tuple[str, str], tuple[_Patterns, _Patterns, _Patterns]] = {
-    ("vgg16", "cam"): (("classifier.",), (), ("conv6.", "fc.", "fc2.")),
-    ("vgg16", "grad"): ((), ("classifier.",), ("classifier_2.",)),
-    ("resnet50", "cam"): ((), ("fc",), ("fc2.",)),
-    ("resnet50", "grad"): ((), ("fc",), ("fc2.",)),
-    ("inception_v3", "cam"): (
-        ("Mixed_7", "AuxLogits", "fc."),
-        (),
-        ("SPG_A3_1b.", "SPG_A3_2b.", "SPG_A4.", "SPG_A4_2."),
-    ),
-    ("inception_v3", "grad"): (("AuxLogits",), ("fc.",), ("fc2.",)),
-}
-
-_ARCHITECTURE_KEYS = {
-    "vgg16": "features.0.weight",
-    "resnet50": "layer1.0.conv1.weight",
-    "inception_v3": "Mixed_5b.branch1x1.conv.weight",
-}
-_FAMILY_PREFIXES = {
-    "vgg16": {"cam": "conv6.", "grad": "classifier."},
-    "inception_v3": {"cam": "SPG_A", "grad": "Mixed_7"},
-}
 _WRAPPER_PREFIXES = ("module.", "_orig_mod.")
-_RENAMED_HEAD_MODES = ("fc", "conv")
 _SHOWN = 5
-
-
-class CheckpointMismatchError(ValueError):
-    """A checkpoint does not fit the model it is loaded into; the message says why."""
 
 
 class CheckpointReadError(ValueError):
@@ -106,26 +69,38 @@ class LoadReport(NamedTuple):
 
 
 def _torch_load(path: str | os.PathLike) -> object:
-    """``torch.load`` on the CPU with ``weights_only``; errors name the file.
+    """``torch.load`` on the CPU with ``weights_only``; every failure is one line naming the file.
+
+    The first bytes are checked before ``torch.load`` runs, so a file that is no PyTorch file at
+    all (an HTML error page saved as ``.pth``, a NumPy array, text) is named for what it is.
 
     Raises:
         FileNotFoundError: the file does not exist.
-        CheckpointReadError: the file is empty, truncated or not a torch file.
-        pickle.UnpicklingError: the file holds objects that ``weights_only`` refuses.
+        CheckpointReadError: the file is empty, not a PyTorch file, truncated or corrupt, or
+            holds Python objects that ``weights_only`` does not unpickle (never unpickled).
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint file not found: {path}")
+    with open(path, "rb") as handle:
+        head = handle.read(_HEAD_BYTES)
+    problem = _not_a_torch_file(head)
+    if problem is not None:
+        raise CheckpointReadError(f"{path} is not a readable checkpoint: {problem}; expected a "
+                                  f"file written by torch.save (a model state dict or a "
+                                  f"training checkpoint such as last_checkpoint.pth.tar)")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except (EOFError, RuntimeError, OSError) as error:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise CheckpointReadError(f"{path} is not a readable checkpoint: "
+                                  f"{_unpickling_problem(str(error))}") from None
+    except Exception as error:  # garbage after a valid header fails in many ways
         reason = str(error).split(". ")[0] or type(error).__name__
         raise CheckpointReadError(
-            f"{path} is not a readable checkpoint (empty, truncated or corrupt file): {reason}"
-        ) from error
-    except pickle.UnpicklingError as error:
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise pickle.UnpicklingError(f"{path}: {reason}") from error
+            f"{path} is not a readable checkpoint (truncated or corrupt PyTorch file): {reason}"
+        ) from None
 
 
 def _strip_wrapper_prefixes(key: str) -> str:
@@ -169,49 +144,34 @@ def _shorten(keys: list[str]) -> str:
     return ", ".join(keys[:_SHOWN]) + more
 
 
-def _detect_architecture(state: Mapping[str, Tensor]) -> str | None:
-    return next((arch for arch, key in _ARCHITECTURE_KEYS.items() if key in state), None)
-
-
-def _vgg_feature_indices(keys: Iterable[str]) -> set[int]:
-    return {int(key.split(".")[1]) for key in keys if key.startswith("features.")}
-
-
-def _vgg_layout(indices: set[int]) -> str:
-    return "28x28 (large_feature_map=True)" if 27 in indices else "14x14 (large_feature_map=False)"
+def _detect_architectures(state: Mapping[str, Tensor]) -> list[str]:
+    """Registered backbones whose signature key the state dict has."""
+    return [name for name, spec in BACKBONES.items() if spec.signature_key in state]
 
 
 def _check_identity(model: DualBranchModel, state: Mapping[str, Tensor]) -> None:
-    architecture = _detect_architecture(state)
-    if architecture is None:
+    spec = get_backbone(model.architecture)
+    if spec.signature_key not in state:
+        detected = _detect_architectures(state)
+        if detected:
+            raise CheckpointMismatchError(
+                f"architecture mismatch: the checkpoint holds a {detected[0]} model, the model "
+                f"being loaded is {model.architecture}"
+            )
         raise CheckpointMismatchError(
-            f"the checkpoint holds no VGG16, ResNet50 or InceptionV3 backbone; its first keys are "
-            f"{_shorten(list(state))}"
+            f"the checkpoint holds no {model.architecture} backbone (no key "
+            f"{spec.signature_key!r}); its first keys are {_shorten(list(state))}"
         )
-    if architecture != model.architecture:
-        raise CheckpointMismatchError(
-            f"architecture mismatch: the checkpoint holds a {architecture} model, the model "
-            f"being loaded is {model.architecture}"
-        )
-    families = _FAMILY_PREFIXES.get(architecture, {})
-    family = next(
-        (name for name, prefix in families.items() if any(key.startswith(prefix) for key in state)),
-        None,
-    )
+    family = next((name for name, prefix in spec.family_keys.items()
+                   if any(key.startswith(prefix) for key in state)), None)
     if family is not None and family != model.family:
         raise CheckpointMismatchError(
-            f"family mismatch: the checkpoint holds a {family}-family {architecture}, the model is "
-            f"{model.family}-family (method 'cam' uses the CAM family, the gradient methods the "
-            f"grad family)"
+            f"family mismatch: the checkpoint holds a {family}-family {model.architecture}, the "
+            f"model is {model.family}-family (method 'cam' uses the CAM family, the gradient "
+            f"methods the grad family)"
         )
-    if architecture == "vgg16":
-        found = _vgg_feature_indices(state)
-        expected = _vgg_feature_indices(model.state_dict())
-        if found != expected:
-            raise CheckpointMismatchError(
-                f"VGG16 feature layout mismatch: the checkpoint uses {_vgg_layout(found)}, the "
-                f"model {_vgg_layout(expected)}"
-            )
+    if spec.check_state is not None:
+        spec.check_state(model, state)
 
 
 def _check_heads(
@@ -358,8 +318,7 @@ def load_finetune_checkpoint(
     state = extract_state_dict(_torch_load(path))
     renames_head = (
         model.family == "cam"
-        and model.architecture in ("vgg16", "resnet50")
-        and unfreeze_layer in _RENAMED_HEAD_MODES
+        and unfreeze_layer in get_backbone(model.architecture).renamed_head_modes
     )
     if renames_head:
         if not model.has_branch2:
@@ -383,7 +342,8 @@ def torchvision_weights_path(
     """Locate torchvision's ImageNet weights for ``architecture``.
 
     Args:
-        architecture: ``vgg16``, ``resnet50`` or ``inception_v3``.
+        architecture: a backbone with torchvision weights (``vgg16``, ``resnet50``,
+            ``inception_v3``).
         path: a weights file, or a folder holding the authors' names (``vgg16.pth``,
             ``resnet50.pth``, ``inception_v3.pth``) or torchvision's. None: torch's hub cache,
             ``torch.hub.get_dir()/checkpoints/<torchvision file name>``.
@@ -396,16 +356,16 @@ def torchvision_weights_path(
         ValueError: for an unknown architecture.
         FileNotFoundError: if no file is found (and no download was asked for).
     """
-    if architecture not in TORCHVISION_FILES:
-        raise ValueError(
-            f"architecture must be one of {tuple(TORCHVISION_FILES)}, got {architecture!r}"
-        )
-    names = TORCHVISION_FILES[architecture]
+    spec = get_backbone(architecture)
+    if not spec.torchvision_files:
+        raise ValueError(f"{architecture} has no torchvision ImageNet weights; train it from "
+                         f"scratch (--pretrained false) or give a checkpoint")
+    names = spec.torchvision_files
     cache = Path(torch.hub.get_dir()) / "checkpoints"
     if path is None:
         candidates = [cache / name for name in names]
     elif Path(path).is_dir():
-        candidates = [Path(path) / name for name in _FOLDER_FILES[architecture] + names]
+        candidates = [Path(path) / name for name in spec.folder_files + names]
     else:
         candidates = [Path(path)]
     found = next((candidate for candidate in candidates if candidate.is_file()), None)
@@ -422,25 +382,6 @@ def torchvision_weights_path(
         f"Download {url} into {cache}, or pass the file's path, or allow the download "
         f"(download=True)."
     )
-
-
-def _reindex_vgg_features(state: dict[str, Tensor], model: DualBranchModel) -> dict[str, Tensor]:
-    """Pair torchvision's conv indices with the model's, both sorted descending (SPEC §3.9)."""
-    source = sorted(_vgg_feature_indices(state), reverse=True)
-    target = sorted(_vgg_feature_indices(model.state_dict()), reverse=True)
-    if len(source) != len(target):
-        raise CheckpointMismatchError(
-            f"the weights have {len(source)} convolutions in 'features', VGG16 has {len(target)}: "
-            f"not torchvision's VGG16"
-        )
-    mapping = dict(zip(source, target, strict=True))
-    renamed = {}
-    for key, value in state.items():
-        if key.startswith("features."):
-            _, index, rest = key.split(".", 2)
-            key = f"features.{mapping[int(index)]}.{rest}"
-        renamed[key] = value
-    return renamed
 
 
 def load_torchvision_weights(
@@ -473,9 +414,12 @@ def load_torchvision_weights(
         CheckpointMismatchError: if the file is not the expected torchvision model, or
             ``keep_head`` is set while ``num_classes`` is not 1000.
     """
-    drop_always, drop_unless_head, new_layers = _TORCHVISION_RULES[
-        (model.architecture, model.family)
-    ]
+    spec = get_backbone(model.architecture)
+    if model.family not in spec.torchvision:
+        raise CheckpointMismatchError(
+            f"{model.architecture} ({model.family} family) has no torchvision ImageNet weights")
+    rule = spec.torchvision[model.family]
+    drop_always, drop_unless_head, new_layers = rule.drop, rule.drop_unless_head, rule.new_layers
     if keep_head and drop_unless_head and model.num_classes != 1000:
         raise CheckpointMismatchError(
             f"keep_head loads torchvision's 1000-class head; the model has num_classes="
@@ -488,16 +432,18 @@ def load_torchvision_weights(
         for key, value in extract_state_dict(_torch_load(file)).items()
         if not any(pattern in key for pattern in dropped)
     }
-    if _detect_architecture(state) != model.architecture:
+    if spec.signature_key not in state:
         raise CheckpointMismatchError(
             f"{file} does not hold torchvision {model.architecture} weights"
         )
-    if model.architecture == "vgg16":
-        state = _reindex_vgg_features(state, model)
+    if spec.adapt_torchvision is not None:
+        state = spec.adapt_torchvision(state, model)
     _check_shapes(model, state)
     report = _key_differences(model, state)
     allowed_missing = new_layers if keep_head else (*new_layers, f"{model.head_names[0]}.")
-    unexplained = [key for key in report.missing_keys if not key.startswith(allowed_missing)]
+    # files saved before PyTorch 0.4.1 have no BatchNorm counters; torch leaves them as they are
+    unexplained = [key for key in report.missing_keys if not key.startswith(allowed_missing)
+                   and not key.endswith(".num_batches_tracked")]
     if report.unexpected_keys or unexplained:
         raise CheckpointMismatchError(
             f"{file} does not fit {model.architecture} ({model.family} family): missing "
@@ -545,3 +491,108 @@ def load_training_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(checkpoint, dict):
         raise ValueError(f"{path} holds a {type(checkpoint).__name__}, not a checkpoint dict")
     return checkpoint
+
+
+_HEAD_BYTES = 512
+_ZIP_MAGIC = b"PK\x03\x04"
+_PICKLE_MAGIC = b"\x80"
+_NUMPY_MAGIC = b"\x93NUMPY"
+
+
+def _not_a_torch_file(head: bytes) -> str | None:
+    """What a file is instead of a PyTorch file, judged from its first bytes; None if it may be one.
+
+    ``torch.save`` writes a zip archive (``PK``) or, in the legacy format, a pickle (``0x80``).
+    """
+    if not head:
+        return "the file is empty (0 bytes)"
+    if head.startswith((_ZIP_MAGIC, _PICKLE_MAGIC)):
+        return None
+    if head.startswith(_NUMPY_MAGIC):
+        return "it is a NumPy .npy array"
+    text = head.decode("utf-8", errors="replace").lstrip("\ufeff \t\r\n")
+    if text.lower().startswith(("<!doctype html", "<html", "<?xml", "<head", "<body")):
+        return "it is an HTML page (often the error page of a failed download)"
+    if all(char.isprintable() or char in "\t\r\n" for char in text):
+        return f"it is a text file starting with {text.splitlines()[0][:60]!r}"
+    return f"it starts with the bytes {head[:8].hex(' ')}"
+
+
+def _unpickling_problem(message: str) -> str:
+    """One line for an error of the ``weights_only`` unpickler (never advising to disable it)."""
+    found = re.search(r"GLOBAL ([\w.]+)", message)
+    if found is not None:
+        return (f"it holds a Python object of type {found.group(1)} besides tensors and plain "
+                f"containers; such objects are not unpickled because unpickling can run code. "
+                f"Expected tensors in dicts and lists, as torch.save(model.state_dict()) writes")
+    detail = message.split("WeightsUnpickler error:")[-1].strip().splitlines()
+    reason = detail[0] if detail and detail[0] else "unreadable pickle data"
+    return f"not data written by torch.save, or a corrupt file ({reason})"
+
+
+MODEL_SETTINGS = ("architecture", "family", "model_structure", "num_classes", "large_feature_map")
+_REQUIRED_SETTINGS = ("architecture", "family", "num_classes")
+
+
+def recorded_model_settings(checkpoint: Mapping[str, Any]) -> dict[str, Any]:
+    """The :data:`MODEL_SETTINGS` a checkpoint records, by name (only those it records).
+
+    Training checkpoints of this project record them at the top level and in their ``config``
+    dict; a bare state dict or the authors' checkpoints record none.
+    """
+    config = checkpoint.get("config")
+    config = config if isinstance(config, Mapping) else {}
+    recorded = {}
+    for name in MODEL_SETTINGS:
+        value = checkpoint.get(name, config.get(name))
+        if isinstance(value, (str, int, bool)):
+            recorded[name] = value
+    return recorded
+
+
+def model_from_checkpoint(
+    path: str | os.PathLike, *, defaults: Mapping[str, Any] | None = None, **settings: Any
+) -> DualBranchModel:
+    """Build the model a checkpoint file holds and load it strictly (evaluation, heatmaps).
+
+    Args:
+        path: the checkpoint file.
+        defaults: settings used when neither given nor recorded, e.g. ``{"family": "cam"}``.
+        **settings: any of :data:`MODEL_SETTINGS`; a value that is not None wins over what the
+            checkpoint records (:func:`recorded_model_settings`).
+
+    Returns:
+        The model on the CPU, in training mode, holding the checkpoint's weights.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        CheckpointReadError: the file is not a readable checkpoint.
+        CheckpointMismatchError: a required setting is neither given nor recorded, or the
+            checkpoint does not fit the model built from the settings.
+    """
+    unknown = sorted(set(settings) - set(MODEL_SETTINGS))
+    if unknown:
+        raise TypeError(f"unknown model settings {unknown}; expected some of {MODEL_SETTINGS}")
+    checkpoint = _torch_load(path)
+    if not isinstance(checkpoint, Mapping):
+        raise CheckpointMismatchError(
+            f"{path} holds a {type(checkpoint).__name__}, not a state dict or checkpoint dict")
+    chosen = {**(defaults or {}), **recorded_model_settings(checkpoint),
+              **{name: value for name, value in settings.items() if value is not None}}
+    missing = [name for name in _REQUIRED_SETTINGS if name not in chosen]
+    if missing:
+        raise CheckpointMismatchError(
+            f"{path} does not record the model's {' and '.join(missing)}; give "
+            f"{' and '.join('--' + name for name in missing)}")
+    try:
+        model = build_model(
+            chosen["architecture"],
+            chosen["family"],
+            int(chosen["num_classes"]),
+            model_structure=chosen.get("model_structure", "vanilla"),
+            large_feature_map=bool(chosen.get("large_feature_map", False)),
+        )
+    except ValueError as error:
+        raise CheckpointMismatchError(f"cannot build the model of {path}: {error}") from None
+    _log_report(str(path), load_model_state(model, checkpoint, strict=True))
+    return model

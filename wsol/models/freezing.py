@@ -17,8 +17,8 @@ grad-family InceptionV3 does not also unfreeze ``fc2`` (their prefix match did),
 from __future__ import annotations
 
 from torch import nn
-from torch.nn.parallel import DataParallel, DistributedDataParallel
 
+from wsol.engine.runtime import unwrap_model
 from wsol.models.base import DualBranchModel
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "set_train_mode",
     "trainable_parameter_names",
     "unfreeze_choices",
+    "unfreeze_names",
 ]
 
 BN_MODES = ("batch_stats", "frozen_eval")
@@ -36,8 +37,7 @@ _BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm
 
 
 def _unwrap(model: nn.Module) -> DualBranchModel:
-    if isinstance(model, (DataParallel, DistributedDataParallel)):
-        model = model.module
+    model = unwrap_model(model)
     if not isinstance(model, DualBranchModel):
         raise TypeError(f"expected a wsol model, got {type(model).__name__}")
     return model
@@ -46,8 +46,13 @@ def _unwrap(model: nn.Module) -> DualBranchModel:
 def unfreeze_choices(model: nn.Module) -> tuple[str, ...]:
     """The ``unfreeze_layer`` values this model accepts."""
     model = _unwrap(model)
-    heads = model.head_names if model.has_branch2 else model.head_names[:1]
-    generic = (_BRANCH2, _ALL) if model.has_branch2 else (_ALL,)
+    return unfreeze_names(model.head_names, model.has_branch2)
+
+
+def unfreeze_names(head_names: tuple[str, str], has_branch2: bool) -> tuple[str, ...]:
+    """The ``unfreeze_layer`` values of a model with these head names (no model needed)."""
+    heads = head_names if has_branch2 else head_names[:1]
+    generic = (_BRANCH2, _ALL) if has_branch2 else (_ALL,)
     return heads + generic
 
 

@@ -21,8 +21,9 @@ from torchvision.models.inception import (
 )
 
 from wsol.models.base import DualBranchModel, initialize_weights
+from wsol.models.spec import BackboneSpec, ParamGroupRule, TorchvisionMapping
 
-__all__ = ["InceptionV3CAM", "InceptionV3Grad", "StridedInceptionB"]
+__all__ = ["SPEC", "InceptionV3CAM", "InceptionV3Grad", "StridedInceptionB"]
 
 _DROPOUT = 0.5
 
@@ -178,3 +179,26 @@ class InceptionV3Grad(DualBranchModel):
     def forward_heads(self, features: Tensor) -> dict[str, Tensor]:
         """Features → GAP → dropout (one mask shared by both heads) → ``fc`` / ``fc2``."""
         return self._apply_heads(self.dropout(self.avgpool(features)).flatten(1))
+
+
+SPEC = BackboneSpec(
+    name="inception_v3",
+    display_name="InceptionV3",
+    models={"cam": InceptionV3CAM, "grad": InceptionV3Grad},
+    signature_key="Mixed_5b.branch1x1.conv.weight",
+    param_groups=ParamGroupRule(
+        patterns=("Mixed", "Conv2d_1", "Conv2d_2", "Conv2d_3", "Conv2d_4"),
+        matches_are_scaled=False,
+    ),
+    family_keys={"cam": "SPG_A", "grad": "Mixed_7"},
+    torchvision_files=("inception_v3_google-1a9a5a14.pth", "inception_v3_google-0cc3c7bd.pth"),
+    folder_files=("inception_v3.pth", "inceptionv3.pth"),
+    torchvision={
+        "cam": TorchvisionMapping(
+            drop=("Mixed_7", "AuxLogits", "fc."),
+            new_layers=("SPG_A3_1b.", "SPG_A3_2b.", "SPG_A4.", "SPG_A4_2."),
+        ),
+        "grad": TorchvisionMapping(drop=("AuxLogits",), drop_unless_head=("fc.",),
+                                   new_layers=("fc2.",)),
+    },
+)

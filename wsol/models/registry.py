@@ -1,37 +1,71 @@
-"""Model registry and :func:`build_model` for both families (SPEC §3.1).
+"""The backbone registry and :func:`build_model` (SPEC §3.1).
 
-``MODELS[family][architecture]`` is the class to build; ``ARCHITECTURES``, ``FAMILIES``,
-``MODEL_STRUCTURES`` and ``BRANCH_INITS`` are meant as argparse ``choices``.
+Every backbone file declares a :class:`~wsol.models.spec.BackboneSpec`; :data:`BACKBONES` lists
+them, one line each. Names of the form ``<prefix>:<name>`` are resolved by a registered resolver
+(``torchvision:<name>`` wraps a torchvision classifier). Everything that depends on the backbone
+(argparse choices, checkpoint loading, optimizer groups, result tables) reads it from here.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
+from wsol.models import adapter, inception, resnet, tiny, vgg
 from wsol.models.base import MODEL_STRUCTURES, DualBranchModel
-from wsol.models.inception import InceptionV3CAM, InceptionV3Grad
-from wsol.models.resnet import ResNet50CAM, ResNet50Grad
-from wsol.models.vgg import VGG16CAM, VGG16Grad
+from wsol.models.spec import BackboneSpec
 
 __all__ = [
     "ARCHITECTURES",
+    "BACKBONES",
     "BRANCH_INITS",
     "FAMILIES",
-    "MODELS",
     "MODEL_STRUCTURES",
     "DualBranchModel",
+    "architecture_help",
     "build_model",
     "clone_branch",
     "family_for_method",
+    "get_backbone",
+    "register_resolver",
 ]
 
-MODELS: dict[str, dict[str, type[DualBranchModel]]] = {
-    "cam": {"vgg16": VGG16CAM, "resnet50": ResNet50CAM, "inception_v3": InceptionV3CAM},
-    "grad": {"vgg16": VGG16Grad, "resnet50": ResNet50Grad, "inception_v3": InceptionV3Grad},
+BACKBONES: dict[str, BackboneSpec] = {
+    spec.name: spec for spec in (vgg.SPEC, resnet.SPEC, inception.SPEC, tiny.SPEC)
 }
-FAMILIES = tuple(MODELS)
-ARCHITECTURES = tuple(MODELS["cam"])
+ARCHITECTURES = tuple(BACKBONES)  # the built-in backbones; BACKBONES also holds later additions
+FAMILIES = ("cam", "grad")
 BRANCH_INITS = ("random", "clone")
+_RESOLVERS: dict[str, Callable[[str], BackboneSpec]] = {}
+
+
+def register_resolver(prefix: str, resolve: Callable[[str], BackboneSpec]) -> None:
+    """Resolve architecture names ``{prefix}:{name}`` with ``resolve(name)``."""
+    _RESOLVERS[prefix] = resolve
+
+
+register_resolver(adapter.PREFIX, adapter.resolve_torchvision)
+
+
+def get_backbone(architecture: str) -> BackboneSpec:
+    """The spec of a registered name or of a ``prefix:name`` a resolver knows.
+
+    Raises:
+        ValueError: for an unknown name, listing the accepted ones.
+    """
+    if architecture in BACKBONES:
+        return BACKBONES[architecture]
+    prefix, _, name = architecture.partition(":")
+    if name and prefix in _RESOLVERS:
+        return _RESOLVERS[prefix](name)
+    raise ValueError(f"unknown architecture {architecture!r}; choose one of {architecture_help()}")
+
+
+def architecture_help() -> str:
+    """The accepted ``--architecture`` values, for messages and ``--help``."""
+    prefixes = [f"{prefix}:<name>" for prefix in _RESOLVERS]
+    return ", ".join([*BACKBONES, *prefixes])
 
 
 def family_for_method(method: str) -> str:
@@ -64,7 +98,7 @@ def build_model(
     """Build a model by name, initialised as SPEC §3.8.
 
     Args:
-        architecture: one of :data:`ARCHITECTURES`.
+        architecture: a registered name (:data:`ARCHITECTURES`) or ``prefix:name``.
         family: ``cam`` or ``grad`` (see :func:`family_for_method`).
         num_classes: K.
         model_structure: ``vanilla`` (softmax head) or ``b2`` (plus the sigmoid head).
@@ -78,15 +112,15 @@ def build_model(
     Raises:
         ValueError: for an unknown name or an invalid combination.
     """
-    if family not in MODELS:
-        raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
-    if architecture not in MODELS[family]:
-        raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {architecture!r}")
+    spec = get_backbone(architecture)
+    if family not in spec.models:
+        raise ValueError(f"family must be one of {spec.families} for {architecture}, "
+                         f"got {family!r}")
     if branch_init not in BRANCH_INITS:
         raise ValueError(f"branch_init must be one of {BRANCH_INITS}, got {branch_init!r}")
     if branch_init == "clone" and model_structure != "b2":
         raise ValueError("branch_init='clone' needs model_structure='b2'")
-    model = MODELS[family][architecture](
+    model = spec.models[family](
         num_classes, model_structure=model_structure, large_feature_map=large_feature_map
     )
     model.branch_init = branch_init

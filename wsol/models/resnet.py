@@ -10,8 +10,9 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from wsol.models.base import DualBranchModel, initialize_weights
+from wsol.models.spec import BackboneSpec, ParamGroupRule, TorchvisionMapping
 
-__all__ = ["Bottleneck", "ResNet50", "ResNet50CAM", "ResNet50Grad"]
+__all__ = ["SPEC", "Bottleneck", "ResNet50", "ResNet50CAM", "ResNet50Grad"]
 
 _LAYERS = (3, 4, 6, 3)
 
@@ -106,3 +107,19 @@ class ResNet50Grad(ResNet50):
     """ResNet50 explained by the gradient methods (same parameters as :class:`ResNet50CAM`)."""
 
     family = "grad"
+
+
+_TORCHVISION = TorchvisionMapping(drop_unless_head=("fc",), new_layers=("fc2.",))
+
+SPEC = BackboneSpec(
+    name="resnet50",
+    display_name="ResNet50",
+    models={"cam": ResNet50CAM, "grad": ResNet50Grad},
+    signature_key="layer1.0.conv1.weight",
+    # "fc." does not match "fc2.": the sigmoid head trains at the base lr (SPEC A7)
+    param_groups=ParamGroupRule(patterns=("layer4.", "fc."), matches_are_scaled=True),
+    torchvision_files=("resnet50-19c8e357.pth", "resnet50-0676ba61.pth"),
+    folder_files=("resnet50.pth",),
+    torchvision={"cam": _TORCHVISION, "grad": _TORCHVISION},
+    renamed_head_modes=("fc", "conv"),
+)

@@ -6,11 +6,20 @@ torchvision's indices; the ``28x28`` layout (``large_feature_map``) drops the fo
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+
 from torch import Tensor, nn
 
 from wsol.models.base import DualBranchModel, initialize_weights
+from wsol.models.spec import (
+    BackboneSpec,
+    CheckpointMismatchError,
+    ParamGroupRule,
+    StateDict,
+    TorchvisionMapping,
+)
 
-__all__ = ["FEATURE_CONFIGS", "VGG16CAM", "VGG16Grad", "make_features"]
+__all__ = ["FEATURE_CONFIGS", "SPEC", "VGG16CAM", "VGG16Grad", "make_features"]
 
 _POOL = "M"
 FEATURE_CONFIGS: dict[str, list[int | str]] = {
@@ -118,3 +127,61 @@ class VGG16Grad(DualBranchModel):
     def forward_heads(self, features: Tensor) -> dict[str, Tensor]:
         """Features → 7×7 average pool → flatten → ``classifier`` / ``classifier_2``."""
         return self._apply_heads(self.avgpool(features).flatten(1))
+
+
+def _feature_indices(keys: Iterable[str]) -> set[int]:
+    return {int(key.split(".")[1]) for key in keys if key.startswith("features.")}
+
+
+def _layout(indices: set[int]) -> str:
+    return "28x28 (large_feature_map=True)" if 27 in indices else "14x14 (large_feature_map=False)"
+
+
+def check_feature_layout(model: DualBranchModel, state: Mapping[str, Tensor]) -> None:
+    """Refuse a checkpoint of the other feature layout (14x14 vs 28x28)."""
+    found = _feature_indices(state)
+    expected = _feature_indices(model.state_dict())
+    if found != expected:
+        raise CheckpointMismatchError(
+            f"VGG16 feature layout mismatch: the checkpoint uses {_layout(found)}, the model "
+            f"{_layout(expected)}"
+        )
+
+
+def reindex_torchvision_features(state: StateDict, model: DualBranchModel) -> StateDict:
+    """Pair torchvision's conv indices with the model's, both sorted descending (SPEC §3.9)."""
+    source = sorted(_feature_indices(state), reverse=True)
+    target = sorted(_feature_indices(model.state_dict()), reverse=True)
+    if len(source) != len(target):
+        raise CheckpointMismatchError(
+            f"the weights have {len(source)} convolutions in 'features', VGG16 has {len(target)}: "
+            f"not torchvision's VGG16"
+        )
+    mapping = dict(zip(source, target, strict=True))
+    renamed = {}
+    for key, value in state.items():
+        if key.startswith("features."):
+            _, index, rest = key.split(".", 2)
+            key = f"features.{mapping[int(index)]}.{rest}"
+        renamed[key] = value
+    return renamed
+
+
+SPEC = BackboneSpec(
+    name="vgg16",
+    display_name="VGG16",
+    models={"cam": VGG16CAM, "grad": VGG16Grad},
+    signature_key="features.2.weight",
+    param_groups=ParamGroupRule(patterns=("features.",), matches_are_scaled=False),
+    family_keys={"cam": "conv6.", "grad": "classifier."},
+    torchvision_files=("vgg16-397923af.pth",),
+    folder_files=("vgg16.pth",),
+    torchvision={
+        "cam": TorchvisionMapping(drop=("classifier.",), new_layers=("conv6.", "fc.", "fc2.")),
+        "grad": TorchvisionMapping(drop_unless_head=("classifier.",),
+                                   new_layers=("classifier_2.",)),
+    },
+    renamed_head_modes=("fc", "conv"),
+    check_state=check_feature_layout,
+    adapt_torchvision=reindex_torchvision_features,
+)

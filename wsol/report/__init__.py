@@ -1,0 +1,1 @@
+"""Human-readable outputs: heatmap overlays and result tables."""
