@@ -1,4 +1,4 @@
-"""The paper's two claims about softmax CAMs, on a real ResNet50-CAM (random weights, seeded).
+"""The paper's two claims about softmax CAMs, on the registered `tiny_cnn` CAM model (seeded).
 
 Softmax is invariant to adding the same vector v to every class row of the head's weights
 (z_k + v·f for every k), so the cross-entropy loss is flat along that direction and nothing in
@@ -58,13 +58,13 @@ def shifted(*heads: nn.Linear, shift: float) -> Iterator[None]:
 @pytest.fixture(scope="module")
 def b2_model() -> nn.Module:
     torch.manual_seed(0)
-    return freeze(build_model("resnet50", "cam", NUM_CLASSES, model_structure="b2"))
+    return freeze(build_model("tiny_cnn", "cam", NUM_CLASSES, model_structure="b2"))
 
 
 @pytest.fixture(scope="module")
 def softmax_model(b2_model: nn.Module) -> nn.Module:
     """A vanilla model with the backbone and head 1 of `b2_model`: explains the softmax head."""
-    vanilla = freeze(build_model("resnet50", "cam", NUM_CLASSES, model_structure="vanilla"))
+    vanilla = freeze(build_model("tiny_cnn", "cam", NUM_CLASSES, model_structure="vanilla"))
     state = {k: v for k, v in b2_model.state_dict().items() if not k.startswith("fc2.")}
     vanilla.load_state_dict(state)
     return vanilla

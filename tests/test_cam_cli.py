@@ -1,4 +1,4 @@
-"""`python -m cam.heatmaps` on a small folder of images with a saved ResNet50 checkpoint."""
+"""`python -m cam.heatmaps` on a small folder of images with a saved `tiny_cnn` checkpoint."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, torch.n
     Image.fromarray(rng.integers(0, 256, (50, 40), dtype=np.uint8)).save(images / "sub" / "b.png")
     (images / "notes.txt").write_text("not an image")
     torch.manual_seed(0)
-    model = build_model("resnet50", "cam", NUM_CLASSES, model_structure="b2")
+    model = build_model("tiny_cnn", "cam", NUM_CLASSES, model_structure="b2")
     checkpoint = save_checkpoint(root / "last_checkpoint.pth.tar", {"model": model.state_dict()})
     return images, checkpoint, freeze(model)
 
@@ -42,7 +42,7 @@ def _argv(images: Path, checkpoint: Path, out: Path, method: str, *extra: str) -
 
 def _run(setup: tuple, out: Path, method: str, *extra: str) -> None:
     images, checkpoint, _ = setup
-    model_flags = ["--architecture", "resnet50", "--model_structure", "b2", "--num_classes",
+    model_flags = ["--architecture", "tiny_cnn", "--model_structure", "b2", "--num_classes",
                    str(NUM_CLASSES)]
     assert main(_argv(images, checkpoint, out, method, *model_flags, *extra)) == 0
 
@@ -71,7 +71,7 @@ def test_cli_writes_heatmaps_overlays_and_classes(setup: tuple, tmp_path: Path) 
 
 
 def test_cli_class_index_and_gradient_method(setup: tuple, tmp_path: Path) -> None:
-    """A ResNet50 checkpoint serves both families; --class_index fixes the explained class."""
+    """A `tiny_cnn` checkpoint (like ResNet50) serves both families; --class_index fixes the explained class."""
     images, _, model = setup
     _run(setup, tmp_path, "gradcam", "--class_index", "3", "--postprocess", "torch")
     expected = compute_heatmaps(model, _inputs(images), 3, "gradcam")
@@ -86,7 +86,7 @@ def test_cli_rejects_bad_arguments(setup: tuple, tmp_path: Path,
     with pytest.raises(SystemExit):
         _run(setup, tmp_path, "scorecam")
     capsys.readouterr()
-    flags = ["--architecture", "resnet50", "--model_structure", "b2", "--num_classes",
+    flags = ["--architecture", "tiny_cnn", "--model_structure", "b2", "--num_classes",
              str(NUM_CLASSES)]
     assert main(_argv(images, checkpoint, tmp_path, "cam", *flags, "--class_index",
                       str(NUM_CLASSES))) == 1

@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 
 from wsol.data.metadata import load_metadata
+from wsol.metrics.boxes import quantize
+from wsol.metrics.component_tree import CutoffIous, cutoff_ious
 from wsol.metrics.evaluation import BoxEvaluator, MaskEvaluator
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -33,6 +35,25 @@ def _fixture(name: str) -> tuple[dict, dict]:
     return expected, arrays
 
 
+@cache
+def _metadata(dataset: str, split: str):
+    return load_metadata(METADATA, dataset, split)
+
+
+@cache
+def _per_cutoff(name: str, rule: str) -> list[tuple[np.ndarray, CutoffIous]]:
+    """Quantised maps and their per-cutoff IoUs, shared by the runs of both intervals (the
+    thresholds only pick cutoffs; ``test_headline_figures`` runs the whole path per map)."""
+    expected, arrays = _fixture(name)
+    evaluator = BoxEvaluator(_metadata(expected["dataset"], expected["split"]))
+    dtype = np.float64 if rule == "wsolevaluation" else np.float32
+    results = []
+    for scoremap, image_id in zip(arrays["scoremaps"], arrays["image_ids"]):
+        q = quantize(scoremap.astype(dtype))
+        results.append((q, cutoff_ious(q, evaluator.gt_boxes(image_id))))
+    return results
+
+
 def _rule(run: dict) -> str:
     return "wsolevaluation" if run["evaluator"].startswith("wsolevaluation") else "authors"
 
@@ -47,14 +68,13 @@ def _runs(expected: dict, interval: float, rule: str) -> dict[bool, dict]:
 @pytest.mark.parametrize("name", BOX_SETS)
 def test_box_counters_match_reference(name: str, rule: str, interval: float) -> None:
     expected, arrays = _fixture(name)
-    metadata = load_metadata(METADATA, expected["dataset"], expected["split"])
+    metadata = _metadata(expected["dataset"], expected["split"])
     runs = _runs(expected, interval, rule)
     evaluators = {multi: BoxEvaluator(metadata, interval, IOUS, multi, threshold_rule=rule)
                   for multi in runs}
-    dtype = np.float64 if rule == "wsolevaluation" else np.float32
     per_image = []
-    for index, image_id in enumerate(arrays["image_ids"]):
-        ious = evaluators[True].image_ious(arrays["scoremaps"][index].astype(dtype), image_id)
+    for index, (q, found) in enumerate(_per_cutoff(name, rule)):
+        ious = evaluators[True].ious_at_thresholds(q, found)
         correct = bool(arrays["pred_correct"][index]) if rule == "authors" else None
         for evaluator in evaluators.values():
             evaluator.accumulate_ious(ious, correct)
@@ -92,7 +112,7 @@ def test_box_counters_match_reference(name: str, rule: str, interval: float) -> 
 def test_headline_figures(name: str) -> None:
     """MaxBoxAccV2, GT-known and Top-1 Loc at 0.01 with the default (authors') settings."""
     expected, arrays = _fixture(name)
-    metadata = load_metadata(METADATA, expected["dataset"], expected["split"])
+    metadata = _metadata(expected["dataset"], expected["split"])
     evaluator = BoxEvaluator(metadata, 0.01)
     evaluator.accumulate_batch(arrays["scoremaps"], arrays["image_ids"], arrays["pred_correct"])
     results = evaluator.compute()
@@ -107,7 +127,7 @@ def test_headline_figures(name: str) -> None:
 
 def test_gt_boxes_in_evaluation_frame() -> None:
     expected, arrays = _fixture("ilsvrc_val_edge_101")
-    evaluator = BoxEvaluator(load_metadata(METADATA, "ILSVRC", "val"))
+    evaluator = BoxEvaluator(_metadata("ILSVRC", "val"))
     boxes_224 = expected["per_image_fingerprint"]["gt_boxes_224"]
     for image_id, boxes in zip(arrays["image_ids"], boxes_224):
         assert evaluator.gt_boxes(image_id).tolist() == boxes
@@ -118,7 +138,7 @@ def test_gt_boxes_in_evaluation_frame() -> None:
 def test_pxap_matches_reference(rule: str, interval: float) -> None:
     expected, arrays = _fixture("openimages_val_100")
     (run,) = _runs(expected, interval, rule).values()
-    metadata = load_metadata(METADATA, "OpenImages", "val")
+    metadata = _metadata("OpenImages", "val")
     histogram_dtype = "float64" if rule == "wsolevaluation" else "float32"
     evaluator = MaskEvaluator(metadata, os.path.join(FIXTURES, "openimages_val_masks"),
                               interval, rule, histogram_dtype)

@@ -59,6 +59,9 @@ def _records(path: str, num_fields: int, expected: str) -> list[tuple[int, list[
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
+    rows = [line.split(",") for line in lines]
+    if "\r" not in text and "" not in lines and all(len(row) == num_fields for row in rows):
+        return list(enumerate(rows, start=1))
     records = []
     for number, line in enumerate(lines, start=1):
         line = line.rstrip("\r")
@@ -78,6 +81,15 @@ def _to_int(path: str, number: int, value: str, name: str) -> int:
         return int(value)
     except ValueError:
         raise MetadataError(path, number, f"{name} must be an integer, found {value!r}") from None
+
+
+def _to_ints(path: str, number: int, values: list[str], names: tuple[str, ...]
+             ) -> tuple[int, ...]:
+    """``values`` as integers; an error names the first field that is not one."""
+    try:
+        return tuple(map(int, values))
+    except ValueError:
+        return tuple(_to_int(path, number, value, name) for value, name in zip(values, names))
 
 
 def read_image_ids(path: str) -> list[str]:
@@ -110,7 +122,7 @@ def read_image_sizes(path: str) -> dict[str, tuple[int, int]]:
     """Read ``image_sizes.txt``: ``image_id,width,height`` in pixels."""
     sizes: dict[str, tuple[int, int]] = {}
     for number, (image_id, width, height) in _records(path, 3, "image_id,width,height"):
-        size = (_to_int(path, number, width, "width"), _to_int(path, number, height, "height"))
+        size = _to_ints(path, number, [width, height], ("width", "height"))
         if min(size) <= 0:
             raise MetadataError(path, number, f"image size must be positive, found {size}")
         if image_id in sizes:
@@ -130,8 +142,7 @@ def read_boxes(path: str, image_sizes: dict[str, tuple[int, int]] | None = None
     boxes: dict[str, list[Box]] = {}
     for number, fields in _records(path, 5, "image_id,x0,y0,x1,y1"):
         image_id = fields[0]
-        x0, y0, x1, y1 = (_to_int(path, number, value, name)
-                          for value, name in zip(fields[1:], ("x0", "y0", "x1", "y1")))
+        x0, y0, x1, y1 = _to_ints(path, number, fields[1:], ("x0", "y0", "x1", "y1"))
         if min(x0, y0) < 0 or x1 < x0 or y1 < y0:
             raise MetadataError(
                 path, number, f"box must satisfy 0 <= x0 <= x1 and 0 <= y0 <= y1, "

@@ -29,7 +29,7 @@ from wsol.metrics.boxes import (
     rescale_boxes,
     threshold_list,
 )
-from wsol.metrics.component_tree import cutoff_ious, warm_up
+from wsol.metrics.component_tree import CutoffIous, cutoff_ious, warm_up
 
 __all__ = [
     "BoxEvaluator",
@@ -179,7 +179,11 @@ class BoxEvaluator(_Evaluator):
             ``num_boxes``: number of all-contour boxes. Each has shape ``(T,)``.
         """
         q = quantize(_validated(scoremap, image_id))
-        found = cutoff_ious(q, self.gt_boxes(image_id))
+        return self.ious_at_thresholds(q, cutoff_ious(q, self.gt_boxes(image_id)))
+
+    def ious_at_thresholds(self, q: np.ndarray, found: CutoffIous) -> dict[str, np.ndarray]:
+        """:meth:`image_ious` from the quantised map and its per-cutoff IoUs (which do not
+        depend on the thresholds, so evaluators with other thresholds can share them)."""
         cutoffs = foreground_cutoffs(q, self.thresholds)
         return {"multi": found.multi[cutoffs],
                 "single_any": found.single_any[cutoffs],
