@@ -41,6 +41,7 @@ from cam.base import CAMResult
 from cam.postprocess import EVAL_SIZE, POSTPROCESS_BACKENDS, postprocess_maps
 from cam.registry import CAM_METHODS, get_method
 from wsol.engine.flags import str2bool
+from wsol.engine.runtime import setup_logging
 from wsol.models.base import DualBranchModel
 from wsol.models.checkpoints import (
     CheckpointMismatchError,
@@ -204,7 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     Bad input (no images, a checkpoint that is missing, unreadable or does not fit, an
     unreadable image) prints one line `error: ...` and returns 1.
     """
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging(None)
     args = parse_args(argv)
     try:
         return _run(args)

@@ -71,7 +71,8 @@ def test_cli_writes_heatmaps_overlays_and_classes(setup: tuple, tmp_path: Path) 
 
 
 def test_cli_class_index_and_gradient_method(setup: tuple, tmp_path: Path) -> None:
-    """A `tiny_cnn` checkpoint (like ResNet50) serves both families; --class_index fixes the explained class."""
+    """A `tiny_cnn` checkpoint (like ResNet50) serves both families; --class_index fixes the
+    explained class."""
     images, _, model = setup
     _run(setup, tmp_path, "gradcam", "--class_index", "3", "--postprocess", "torch")
     expected = compute_heatmaps(model, _inputs(images), 3, "gradcam")
@@ -81,7 +82,8 @@ def test_cli_class_index_and_gradient_method(setup: tuple, tmp_path: Path) -> No
 
 def test_cli_rejects_bad_arguments(setup: tuple, tmp_path: Path,
                                    capsys: pytest.CaptureFixture[str]) -> None:
-    """argparse rejects unknown choices; bad input is one line `error: ...` and status 1."""
+    """argparse rejects unknown choices; bad input ends in one line `error: ...` (after the
+    progress log, never a traceback) and status 1."""
     images, checkpoint, _ = setup
     with pytest.raises(SystemExit):
         _run(setup, tmp_path, "scorecam")
@@ -90,7 +92,11 @@ def test_cli_rejects_bad_arguments(setup: tuple, tmp_path: Path,
              str(NUM_CLASSES)]
     assert main(_argv(images, checkpoint, tmp_path, "cam", *flags, "--class_index",
                       str(NUM_CLASSES))) == 1
-    assert capsys.readouterr().err.strip() == f"error: --class_index must lie in [0, {NUM_CLASSES})"
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1] == f"error: --class_index must lie in [0, {NUM_CLASSES})"
+    assert "Traceback" not in err
     missing = tmp_path / "missing"
     assert main(_argv(missing, checkpoint, tmp_path, "cam", *flags)) == 1
-    assert capsys.readouterr().err.strip() == f"error: image folder not found: {missing}"
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1] == f"error: image folder not found: {missing}"
+    assert "Traceback" not in err

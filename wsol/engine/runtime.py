@@ -6,6 +6,7 @@ import logging
 import random
 import sys
 from contextlib import AbstractContextManager, nullcontext
+from typing import TextIO
 
 import numpy as np
 import torch
@@ -22,6 +23,20 @@ _LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _HANDLERS: list[logging.Handler] = []
 
 
+class _StderrHandler(logging.StreamHandler):
+    """A handler that writes to ``sys.stderr`` as it is when a record is emitted, so a stream
+    replaced since (by a test harness, a notebook, a redirection) is never written after close."""
+
+    @property
+    def stream(self) -> TextIO:
+        """The current ``sys.stderr``."""
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: object) -> None:
+        """Ignored: the stream is always the current ``sys.stderr``."""
+
+
 def setup_logging(log_path: str | None, debug: bool = False) -> None:
     """Log to stderr and, when given, to ``log_path``; replaces handlers set by an earlier call.
 
@@ -34,7 +49,7 @@ def setup_logging(log_path: str | None, debug: bool = False) -> None:
         handler = _HANDLERS.pop()
         root.removeHandler(handler)
         handler.close()
-    _HANDLERS.append(logging.StreamHandler(sys.stderr))
+    _HANDLERS.append(_StderrHandler())
     if log_path is not None:
         _HANDLERS.append(logging.FileHandler(log_path, encoding="utf-8"))
     for handler in _HANDLERS:
