@@ -98,7 +98,8 @@ def parse_args() -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--source", choices=("build_model", "torchvision"), default="build_model",
-                        help="wsol.models.build_model (default) or a torchvision classifier")
+                        help="wsol.models.registry.build_model (default) or a torchvision "
+                        "classifier")
     parser.add_argument("--architecture", default="resnet50",
                         choices=("vgg16", "resnet50", "inception_v3"))
     parser.add_argument("--family", default="cam", choices=("cam", "grad"))
