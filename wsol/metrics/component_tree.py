@@ -204,16 +204,24 @@ def _end_node(sink: tuple, frame: tuple, extent: np.ndarray, root: int, first: i
 
 
 @numba.njit(cache=True, nogil=True)
+def _end_open_node(sink: tuple, frame: tuple, extent: np.ndarray, root: int, began: int,
+                   value: int, falling: bool, num_recorded: int) -> int:
+    """End the open node of ``root`` (begun at cutoff ``began``) while ``value`` enters."""
+    if falling:
+        return _end_node(sink, frame, extent, root, value + 1, began, num_recorded)
+    return _end_node(sink, frame, extent, root, began, value, num_recorded)
+
+
+@numba.njit(cache=True, nogil=True)
 def _end_nodes(sink: tuple, frame: tuple, extent: np.ndarray, a: int, began_a: int, b: int,
                began_b: int, value: int, falling: bool, num_recorded: int) -> int:
     """End the open nodes (``began >= 0``) of roots ``a`` and ``b`` while ``value`` enters."""
-    for node, began in ((a, began_a), (b, began_b)):
-        if began < 0:
-            continue
-        if falling:
-            num_recorded = _end_node(sink, frame, extent, node, value + 1, began, num_recorded)
-        else:
-            num_recorded = _end_node(sink, frame, extent, node, began, value, num_recorded)
+    if began_a >= 0:
+        num_recorded = _end_open_node(sink, frame, extent, a, began_a, value, falling,
+                                      num_recorded)
+    if began_b >= 0:
+        num_recorded = _end_open_node(sink, frame, extent, b, began_b, value, falling,
+                                      num_recorded)
     return num_recorded
 
 
@@ -228,6 +236,28 @@ def _start(parent: np.ndarray, sizes: np.ndarray, extent: np.ndarray, pixel: int
     extent[pixel, 1] = y
     extent[pixel, 2] = x
     extent[pixel, 3] = y
+
+
+@numba.njit(cache=True, nogil=True)
+def _outside_box(extent: np.ndarray, root: int, pixel: int, row: int) -> bool:
+    """Whether ``pixel`` lies outside the box of the component of ``root``."""
+    x, y = pixel % row, pixel // row
+    return x < extent[root, 0] or y < extent[root, 1] or x > extent[root, 2] or \
+        y > extent[root, 3]
+
+
+@numba.njit(cache=True, nogil=True)
+def _join(parent: np.ndarray, sizes: np.ndarray, extent: np.ndarray, pixel: int, root: int,
+          row: int) -> None:
+    """Add the entering ``pixel`` to the component of ``root`` (no record of its own: an
+    entering pixel next to a component joins it directly) and grow the box to hold it."""
+    parent[pixel] = root
+    sizes[root] += 1
+    x, y = pixel % row, pixel // row
+    extent[root, 0] = min(extent[root, 0], x)
+    extent[root, 1] = min(extent[root, 1], y)
+    extent[root, 2] = max(extent[root, 2], x)
+    extent[root, 3] = max(extent[root, 3], y)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -256,16 +286,22 @@ def _component_nodes(order: np.ndarray, starts: np.ndarray, ending: np.ndarray,
         bound = value if falling else value + 1
         for position in range(starts[value], starts[value + 1]):
             pixel = np.int64(order[position])
-            _start(parent, sizes, extent, pixel, row)
-            opened[pixel] = -1
-            alive += 1
-            root = pixel
+            root = -1
             for step in steps:
                 other = np.int64(parent[pixel + step])
                 if other < 0 or other == root:
                     continue
                 other = _find(parent, other)
                 if other == root:
+                    continue
+                if root < 0:
+                    root = other
+                    if opened[root] >= 0 and _outside_box(extent, root, pixel, row):
+                        num_recorded = _end_open_node(sink, frame, extent, root,
+                                                      opened[root], value, falling,
+                                                      num_recorded)
+                        opened[root] = -1
+                    _join(parent, sizes, extent, pixel, root, row)
                     continue
                 x0 = min(extent[root, 0], extent[other, 0])
                 y0 = min(extent[root, 1], extent[other, 1])
@@ -294,6 +330,11 @@ def _component_nodes(order: np.ndarray, starts: np.ndarray, ending: np.ndarray,
                 extent[root, 3] = y1
                 opened[root] = carried
                 alive -= 1
+            if root < 0:
+                _start(parent, sizes, extent, pixel, row)
+                opened[pixel] = -1
+                alive += 1
+                root = pixel
             if opened[root] < 0:
                 opened[root] = bound
         for position in range(ending_starts[value], ending_starts[value + 1]):
@@ -460,15 +501,12 @@ def _largest(filled: np.ndarray, row: int, frame: tuple) -> np.ndarray:
         num_touched = 0
         for position in range(starts[value], starts[value + 1]):
             pixel = np.int64(order[position])
-            _start(parent, sizes, extent, pixel, row)
             gained = 0
             for corner in (pixel - row - 1, pixel - row, pixel - 1, pixel):
                 count = window[corner]
                 gained += count >= 2
                 window[corner] = count + 1
-            twice_area[pixel] = gained
-            first_pixel[pixel] = pixel
-            root = pixel
+            root = -1
             for neighbour in (pixel - row - 1, pixel - row, pixel - row + 1, pixel - 1,
                               pixel + 1, pixel + row - 1, pixel + row, pixel + row + 1):
                 other = np.int64(parent[neighbour])
@@ -476,6 +514,12 @@ def _largest(filled: np.ndarray, row: int, frame: tuple) -> np.ndarray:
                     continue
                 other = _find(parent, other)
                 if other == root:
+                    continue
+                if root < 0:
+                    root = other
+                    _join(parent, sizes, extent, pixel, root, row)
+                    twice_area[root] += gained
+                    first_pixel[root] = min(first_pixel[root], pixel)
                     continue
                 if sizes[root] < sizes[other]:
                     root, other = other, root
@@ -487,6 +531,11 @@ def _largest(filled: np.ndarray, row: int, frame: tuple) -> np.ndarray:
                 extent[root, 3] = max(extent[root, 3], extent[other, 3])
                 twice_area[root] += twice_area[other]
                 first_pixel[root] = min(first_pixel[root], first_pixel[other])
+            if root < 0:
+                _start(parent, sizes, extent, pixel, row)
+                twice_area[pixel] = gained
+                first_pixel[pixel] = pixel
+                root = pixel
             if touched_at[root] != value:
                 touched_at[root] = value
                 touched[num_touched] = root
