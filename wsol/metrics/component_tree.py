@@ -22,10 +22,15 @@ reverse raster order of their first pixel, so among equal areas the component wh
 comes last wins. ``tests/test_component_tree.py`` checks all of this against ``cv2.findContours``
 and ``cv2.contourArea`` on thousands of maps.
 
-:func:`cutoff_ious` runs every pass and the IoUs against the ground-truth boxes in one compiled
-call (numba, cached on disk; see :func:`warm_up`); :func:`level_boxes` lists the nodes.
-Pixels are addressed in the map padded with a one-pixel frame of zeros, so that no neighbour
-lookup needs a bounds check.
+Three passes per map: a priority flood from the border finds the basin pixels (``q < m``); the
+foreground sweep runs the union-find of ``q >= c`` and, in the same pass, one of ``m >= c`` over
+its components and the basin pixels; the hole sweep runs over the basin pixels only.
+:func:`cutoff_ious` runs them and the IoUs against the ground-truth boxes in one compiled call
+(numba, cached on disk; see :func:`warm_up`); :func:`level_boxes` lists the nodes. Pixels are
+addressed in the bounding rectangle of the map's nonzero pixels, padded with a one-pixel frame
+of zeros so that no neighbour lookup needs a bounds check. Per-pixel work stays inside the
+sweep's loop (small helpers the compiler inlines); the helpers that take the output arrays run
+once per node, merge or value, since every call that passes arrays costs reference counting.
 """
 
 from __future__ import annotations
@@ -39,9 +44,6 @@ __all__ = ["CutoffIous", "LevelBoxes", "cutoff_ious", "interval_max", "level_box
 
 NUM_CUTOFFS = 257
 """Cutoffs ``c`` index arrays ``0 … 256``: the binary image is ``q >= c`` (``c = 256`` is empty)."""
-
-_NO_GT = np.zeros((0, 4), dtype=np.int64)
-
 
 @dataclass
 class LevelBoxes:
@@ -60,33 +62,110 @@ class LevelBoxes:
     largest: np.ndarray
 
 
-@numba.njit(cache=True, nogil=True)
-def _find(parent: np.ndarray, pixel: int) -> int:
-    """Root of ``pixel`` (path halving)."""
-    while parent[pixel] != pixel:
-        grandparent = parent[parent[pixel]]
-        parent[pixel] = grandparent
-        pixel = grandparent
-    return pixel
+def _arc_table(ring: int, touching: bool) -> np.ndarray:
+    """Row ``mask``: ``[n, k1 … k4]``, the ``n`` ring positions of the entered neighbours in
+    ``mask`` whose components have to be looked up. On a ring whose consecutive neighbours
+    touch (8-connectivity) a run of entered neighbours lies in one component, so only the first
+    of each run is looked up; otherwise every entered neighbour is."""
+    table = np.zeros((1 << ring, 5), dtype=np.int8)
+    for mask in range(1 << ring):
+        present = [(mask >> k) & 1 for k in range(ring)]
+        if mask == (1 << ring) - 1 and touching:
+            starts = [0]
+        elif touching:
+            starts = [k for k in range(ring) if present[k] and not present[k - 1]]
+        else:
+            starts = [k for k in range(ring) if present[k]]
+        table[mask, 0] = len(starts)
+        table[mask, 1:1 + len(starts)] = starts
+    return table
+
+
+def _window_gain_table() -> np.ndarray:
+    """Entry ``mask`` (entered 8-neighbours in ring order N NE E SE S SW W NW): twice the
+    polygon area an entering pixel adds to its filled component, one per 2×2 window around it
+    that already holds two or three pixels (the window's ``max(0, n - 2)`` grows by one)."""
+    gain = np.zeros(256, dtype=np.int8)
+    windows = ((7, 0, 6), (0, 1, 2), (6, 5, 4), (2, 3, 4))
+    for mask in range(256):
+        gain[mask] = sum(sum((mask >> k) & 1 for k in window) >= 2 for window in windows)
+    return gain
+
+
+# Read-only tables; the compiled functions embed them as constants.
+_ARCS_8 = _arc_table(8, touching=True)
+_ARCS_4 = _arc_table(4, touching=False)
+_WINDOW_GAIN = _window_gain_table()
+
+# Columns of a component's state row: its box, size and open node; its set in the filled
+# union-find (parent, size) and, for a root of that set, the filled component's box, twice its
+# polygon area, its first pixel and the last value at which it changed.
+(_X0, _Y0, _X1, _Y1, _SIZE, _OPENED, _LINK, _LINKED, _FX0, _FY0, _FX1, _FY1, _AREA, _FIRST,
+ _TOUCHED) = range(15)
+_COLUMNS = 16
+
+# Marks of a pixel in the foreground sweep.
+_OUT, _FILLED_ONLY, _ENTERED = 0, 1, 2
 
 
 @numba.njit(cache=True, nogil=True)
-def _padded(q: np.ndarray) -> np.ndarray:
-    """``q`` with a one-pixel frame of zeros, flattened."""
+def _state_rows(count: int) -> np.ndarray:
+    """Uninitialised ``(count, _COLUMNS)`` int32 state rows, each on one 64-byte cache line."""
+    raw = np.empty((count + 1) * _COLUMNS, dtype=np.int32)
+    skip = (-(raw.ctypes.data // 4)) % _COLUMNS
+    return raw[skip:skip + count * _COLUMNS].reshape(count, _COLUMNS)
+
+
+@numba.njit(cache=True, nogil=True)
+def _crop(q: np.ndarray) -> tuple[np.ndarray, int, int, int]:
+    """The bounding rectangle of the nonzero pixels of ``q`` (its first pixel if there are
+    none) with a one-pixel frame of zeros, flattened; the padded row length; the rectangle's
+    top-left corner ``(y, x)``.
+
+    Pixels outside the rectangle are zero, below every cutoff, and reach the image border
+    through zeros, so each contour of the rectangle is one of the map's, moved by the corner.
+    """
     height, width = q.shape
-    row = width + 2
-    level = np.zeros((height + 2) * row, dtype=np.uint8)
+    y0, x0, y1, x1 = height, width, -1, -1
     for y in range(height):
-        start = (y + 1) * row + 1
         for x in range(width):
+            if q[y, x]:
+                y0 = min(y0, y)
+                y1 = max(y1, y)
+                x0 = min(x0, x)
+                x1 = max(x1, x)
+    if y1 < 0:
+        y0 = x0 = y1 = x1 = 0
+    row = x1 - x0 + 3
+    level = np.zeros((y1 - y0 + 3) * row, dtype=np.uint8)
+    for y in range(y0, y1 + 1):
+        start = (y - y0 + 1) * row + 1 - x0
+        for x in range(x0, x1 + 1):
             level[start + x] = q[y, x]
-    return level
+    return level, row, y0, x0
+
+
+@numba.njit(cache=True, nogil=True)
+def _sort_pixels(key: np.ndarray, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``pixels`` sorted by ``key`` (stable) and the start ``starts[v]`` of each key value in
+    that order (``starts[v + 1]`` its end)."""
+    starts = np.zeros(NUM_CUTOFFS + 1, dtype=np.int32)
+    for pixel in pixels:
+        starts[key[pixel] + 1] += 1
+    for value in range(1, NUM_CUTOFFS + 1):
+        starts[value] += starts[value - 1]
+    fill = starts.copy()
+    order = np.empty(len(pixels), dtype=np.int32)
+    for pixel in pixels:
+        order[fill[key[pixel]]] = pixel
+        fill[key[pixel]] += 1
+    return order, starts
 
 
 @numba.njit(cache=True, nogil=True)
 def _sort_nonzero(level: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The pixels of value ``v >= 1`` sorted by value (raster order within a value) and the
-    start ``starts[v]`` of each value in that order (``starts[v + 1]`` its end)."""
+    """The pixels of value ``v >= 1`` sorted by value and the start of each value (as
+    :func:`_sort_pixels`)."""
     starts = np.zeros(NUM_CUTOFFS + 1, dtype=np.int32)
     for pixel in range(level.size):
         starts[level[pixel] + 1] += 1
@@ -104,19 +183,46 @@ def _sort_nonzero(level: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 @numba.njit(cache=True, nogil=True)
-def _sort_pixels(key: np.ndarray, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``pixels`` sorted by ``key`` (stable) and the start of each key value in that order."""
+def _basins(level: np.ndarray, row: int) -> tuple[np.ndarray, np.ndarray]:
+    """The basin pixels of the padded map, those below their filled level ``m`` (the lowest
+    level at which a 4-path from the pixel reaches the frame), sorted by ``m``, and the start
+    of each level in that order (as :func:`_sort_pixels`).
+
+    A priority flood from the border: it takes pixels in rising filled level.
+    """
+    height = level.size // row - 2
+    width = row - 2
+    seen = np.ones(level.size, dtype=np.bool_)
+    head = np.full(NUM_CUTOFFS - 1, -1, dtype=np.int32)
+    following = np.empty(level.size, dtype=np.int32)
+    for y in range(1, height + 1):
+        for x in range(1, width + 1):
+            pixel = y * row + x
+            if y == 1 or x == 1 or y == height or x == width:
+                following[pixel] = head[level[pixel]]
+                head[level[pixel]] = pixel
+            else:
+                seen[pixel] = False
+    basin = np.empty(height * width, dtype=np.int32)
     starts = np.zeros(NUM_CUTOFFS + 1, dtype=np.int32)
-    for pixel in pixels:
-        starts[key[pixel] + 1] += 1
-    for value in range(1, NUM_CUTOFFS + 1):
-        starts[value] += starts[value - 1]
-    fill = starts.copy()
-    order = np.empty(len(pixels), dtype=np.int32)
-    for pixel in pixels:
-        order[fill[key[pixel]]] = pixel
-        fill[key[pixel]] += 1
-    return order, starts
+    num_basin = 0
+    for value in range(NUM_CUTOFFS - 1):
+        starts[value] = num_basin
+        while head[value] >= 0:
+            pixel = np.int64(head[value])
+            head[value] = following[pixel]
+            if level[pixel] != value:
+                basin[num_basin] = pixel
+                num_basin += 1
+            for neighbour in (pixel - row, pixel - 1, pixel + 1, pixel + row):
+                if seen[neighbour]:
+                    continue
+                seen[neighbour] = True
+                raised = max(level[neighbour], value)
+                following[neighbour] = head[raised]
+                head[raised] = neighbour
+    starts[NUM_CUTOFFS - 1:] = num_basin
+    return basin[:num_basin], starts
 
 
 @numba.njit(cache=True, nogil=True)
@@ -165,432 +271,476 @@ def _best_iou(x0: int, y0: int, x1: int, y1: int, gt: np.ndarray) -> tuple[float
 
 
 @numba.njit(cache=True, nogil=True)
-def _record_node(sink: tuple, x0: int, y0: int, x1: int, y1: int, first: int, last: int,
-                 num_recorded: int) -> int:
-    """Take in one node: its box and its cutoffs ``first … last``.
+def _end_node(nodes: np.ndarray, num_nodes: int, frame: tuple, state: np.ndarray, ident: int,
+              first: int, last: int) -> int:
+    """Write the node of component ``ident`` over cutoffs ``first … last`` (none if the range
+    is empty) as row ``num_nodes`` of ``nodes``; return the number of nodes.
 
-    ``sink`` is ``(gt, best, record)``: the node's best IoU with the ``gt`` boxes (if any) is
-    spread over ``best[first:last + 1]``, and the node becomes row ``num_recorded`` of
-    ``record`` while it has room. Returns the number of nodes recorded.
+    ``frame`` is ``(inset_x, inset_y, grow_x, grow_y, width, height)``: the node's
+    ``cv2.boundingRect`` box is the component's extent in the cropped, padded map moved by
+    ``-inset`` at the top left and ``grow`` at the bottom right, clipped to the map.
     """
-    gt, best, record = sink
     if first > last:
-        return num_recorded
-    if gt.shape[0]:
-        _spread_max(best, _best_iou(x0, y0, x1, y1, gt)[0], first, last)
-    if num_recorded < record.shape[0]:
-        record[num_recorded, 0] = x0
-        record[num_recorded, 1] = y0
-        record[num_recorded, 2] = x1
-        record[num_recorded, 3] = y1
-        record[num_recorded, 4] = first
-        record[num_recorded, 5] = last
-        num_recorded += 1
-    return num_recorded
+        return num_nodes
+    inset_x, inset_y, grow_x, grow_y, width, height = frame
+    nodes[num_nodes, 0] = state[ident, _X0] - inset_x
+    nodes[num_nodes, 1] = state[ident, _Y0] - inset_y
+    nodes[num_nodes, 2] = min(state[ident, _X1] + grow_x, width - 1)
+    nodes[num_nodes, 3] = min(state[ident, _Y1] + grow_y, height - 1)
+    nodes[num_nodes, 4] = first
+    nodes[num_nodes, 5] = last
+    return num_nodes + 1
 
 
 @numba.njit(cache=True, nogil=True)
-def _end_node(sink: tuple, frame: tuple, extent: np.ndarray, root: int, first: int, last: int,
-              num_recorded: int) -> int:
-    """End the node of ``root`` (cutoffs ``first … last``, box from the root's padded extent).
-
-    ``frame`` is ``(inset, grow, width, height)``: the node's ``cv2.boundingRect`` box is the
-    padded extent moved by ``-inset`` at the top left and ``grow`` at the bottom right, clipped.
-    """
-    inset, grow, width, height = frame
-    return _record_node(sink, extent[root, 0] - inset, extent[root, 1] - inset,
-                        min(extent[root, 2] + grow, width - 1),
-                        min(extent[root, 3] + grow, height - 1), first, last, num_recorded)
-
-
-@numba.njit(cache=True, nogil=True)
-def _end_open_node(sink: tuple, frame: tuple, extent: np.ndarray, root: int, began: int,
-                   value: int, falling: bool, num_recorded: int) -> int:
-    """End the open node of ``root`` (begun at cutoff ``began``) while ``value`` enters."""
+def _end_open_node(nodes: np.ndarray, num_nodes: int, frame: tuple, state: np.ndarray,
+                   ident: int, value: int, falling: bool) -> int:
+    """End the open node of component ``ident`` while ``value`` enters."""
+    began = state[ident, _OPENED]
+    state[ident, _OPENED] = -1
     if falling:
-        return _end_node(sink, frame, extent, root, value + 1, began, num_recorded)
-    return _end_node(sink, frame, extent, root, began, value, num_recorded)
+        return _end_node(nodes, num_nodes, frame, state, ident, value + 1, began)
+    return _end_node(nodes, num_nodes, frame, state, ident, began, value)
 
 
 @numba.njit(cache=True, nogil=True)
-def _end_nodes(sink: tuple, frame: tuple, extent: np.ndarray, a: int, began_a: int, b: int,
-               began_b: int, value: int, falling: bool, num_recorded: int) -> int:
-    """End the open nodes (``began >= 0``) of roots ``a`` and ``b`` while ``value`` enters."""
-    if began_a >= 0:
-        num_recorded = _end_open_node(sink, frame, extent, a, began_a, value, falling,
-                                      num_recorded)
-    if began_b >= 0:
-        num_recorded = _end_open_node(sink, frame, extent, b, began_b, value, falling,
-                                      num_recorded)
-    return num_recorded
+def _root(parent: np.ndarray, pixel: int) -> int:
+    """Root pixel of the component of the entered ``pixel`` (path halving).
 
-
-@numba.njit(cache=True, nogil=True)
-def _start(parent: np.ndarray, sizes: np.ndarray, extent: np.ndarray, pixel: int, row: int
-           ) -> None:
-    """Make ``pixel`` a component of its own."""
-    parent[pixel] = pixel
-    sizes[pixel] = 1
-    x, y = pixel % row, pixel // row
-    extent[pixel, 0] = x
-    extent[pixel, 1] = y
-    extent[pixel, 2] = x
-    extent[pixel, 3] = y
-
-
-@numba.njit(cache=True, nogil=True)
-def _outside_box(extent: np.ndarray, root: int, pixel: int, row: int) -> bool:
-    """Whether ``pixel`` lies outside the box of the component of ``root``."""
-    x, y = pixel % row, pixel // row
-    return x < extent[root, 0] or y < extent[root, 1] or x > extent[root, 2] or \
-        y > extent[root, 3]
-
-
-@numba.njit(cache=True, nogil=True)
-def _join(parent: np.ndarray, sizes: np.ndarray, extent: np.ndarray, pixel: int, root: int,
-          row: int) -> None:
-    """Add the entering ``pixel`` to the component of ``root`` (no record of its own: an
-    entering pixel next to a component joins it directly) and grow the box to hold it."""
-    parent[pixel] = root
-    sizes[root] += 1
-    x, y = pixel % row, pixel // row
-    extent[root, 0] = min(extent[root, 0], x)
-    extent[root, 1] = min(extent[root, 1], y)
-    extent[root, 2] = max(extent[root, 2], x)
-    extent[root, 3] = max(extent[root, 3], y)
-
-
-@numba.njit(cache=True, nogil=True)
-def _component_nodes(order: np.ndarray, starts: np.ndarray, ending: np.ndarray,
-                     ending_starts: np.ndarray, size: int, row: int, steps: np.ndarray,
-                     falling: bool, sink: tuple, frame: tuple, counts: np.ndarray,
-                     num_recorded: int) -> int:
-    """Nodes of the components of the pixels ``order`` (grouped by value by ``starts``) as
-    they enter, from the highest value down when ``falling``, else from 0 up.
-
-    ``steps`` are the neighbour offsets; ``ending[ending_starts[v]:ending_starts[v + 1]]`` are
-    pixels whose components end (leave) once value ``v`` has entered. ``opened[r]`` is the
-    cutoff at which the open node of root ``r`` began (its last cutoff when ``falling``, its
-    first otherwise; ``-1``: none); when two components join, a node whose box is the joined
-    box carries on (one at most) and the others end; falling, the nodes still open at the end
-    last down to cutoff 1. After value ``v``, ``counts[v]`` (``falling``) or ``counts[v + 1]``
-    holds the number of components. Returns the number of nodes recorded.
+    ``parent`` holds ``-1`` for pixels not entered yet, ``-2 - id`` for the root of component
+    ``id`` and the parent pixel otherwise.
     """
-    parent = np.full(size, -1, dtype=np.int32)
-    sizes = np.empty(size, dtype=np.int32)
-    extent = np.empty((size, 4), dtype=np.int32)
-    opened = np.empty(size, dtype=np.int32)
-    alive = 0
-    for index in range(NUM_CUTOFFS - 2 if falling else NUM_CUTOFFS - 1):
-        value = NUM_CUTOFFS - 2 - index if falling else index
-        bound = value if falling else value + 1
-        for position in range(starts[value], starts[value + 1]):
-            pixel = np.int64(order[position])
-            root = -1
-            for step in steps:
-                other = np.int64(parent[pixel + step])
-                if other < 0 or other == root:
-                    continue
-                other = _find(parent, other)
-                if other == root:
-                    continue
-                if root < 0:
-                    root = other
-                    if opened[root] >= 0 and _outside_box(extent, root, pixel, row):
-                        num_recorded = _end_open_node(sink, frame, extent, root,
-                                                      opened[root], value, falling,
-                                                      num_recorded)
-                        opened[root] = -1
-                    _join(parent, sizes, extent, pixel, root, row)
-                    continue
-                x0 = min(extent[root, 0], extent[other, 0])
-                y0 = min(extent[root, 1], extent[other, 1])
-                x1 = max(extent[root, 2], extent[other, 2])
-                y1 = max(extent[root, 3], extent[other, 3])
-                began_root = opened[root]
-                began_other = opened[other]
-                carried = -1
-                if began_root >= 0 and extent[root, 0] == x0 and extent[root, 1] == y0 and \
-                        extent[root, 2] == x1 and extent[root, 3] == y1:
-                    carried, began_root = began_root, -1
-                elif began_other >= 0 and extent[other, 0] == x0 and \
-                        extent[other, 1] == y0 and extent[other, 2] == x1 and \
-                        extent[other, 3] == y1:
-                    carried, began_other = began_other, -1
-                if began_root >= 0 or began_other >= 0:
-                    num_recorded = _end_nodes(sink, frame, extent, root, began_root, other,
-                                              began_other, value, falling, num_recorded)
-                if sizes[root] < sizes[other]:
-                    root, other = other, root
-                parent[other] = root
-                sizes[root] += sizes[other]
-                extent[root, 0] = x0
-                extent[root, 1] = y0
-                extent[root, 2] = x1
-                extent[root, 3] = y1
-                opened[root] = carried
-                alive -= 1
-            if root < 0:
-                _start(parent, sizes, extent, pixel, row)
-                opened[pixel] = -1
-                alive += 1
-                root = pixel
-            if opened[root] < 0:
-                opened[root] = bound
-        for position in range(ending_starts[value], ending_starts[value + 1]):
-            root = _find(parent, np.int64(ending[position]))
-            if sizes[root] > 0:
-                sizes[root] = 0
-                alive -= 1
-                if opened[root] >= 0:
-                    num_recorded = _end_node(sink, frame, extent, root, opened[root], value,
-                                             num_recorded)
-                    opened[root] = -1
-        counts[bound] = alive
-    for pixel in order:
-        if falling and parent[pixel] == pixel and opened[pixel] >= 0:
-            num_recorded = _end_node(sink, frame, extent, pixel, 1, opened[pixel],
-                                     num_recorded)
-    return num_recorded
-
-
-@numba.njit(cache=True, nogil=True)
-def _foreground(level: np.ndarray, row: int, sink: tuple, frame: tuple, counts: np.ndarray,
-                num_recorded: int) -> int:
-    """Nodes of the 8-connected components of ``q >= c`` for every cutoff ``c``.
-
-    Pixels enter from the highest value down; after value ``v`` the components are those of
-    ``q >= v`` (``counts[v]`` of them). Returns the number of nodes recorded.
-    """
-    order, starts = _sort_nonzero(level)
-    no_ending = np.zeros(NUM_CUTOFFS + 1, dtype=np.int32)
-    steps = np.array([-row - 1, -row, -row + 1, -1, 1, row - 1, row, row + 1])
-    return _component_nodes(order, starts, order[:0], no_ending, level.size, row, steps,
-                            True, sink, frame, counts, num_recorded)
-
-
-@numba.njit(cache=True, nogil=True)
-def _holes(level: np.ndarray, filled: np.ndarray, row: int, sink: tuple, frame: tuple,
-           counts: np.ndarray, num_recorded: int) -> int:
-    """Nodes of the holes (4-connected components of ``q < c`` off the border) per cutoff.
-
-    A pixel is in a hole exactly for ``q < c <= filled``, so only basin pixels
-    (``q < filled``) take part. They enter from value 0 up; all pixels of a hole share their
-    filled level ``m`` and the hole opens onto the border, ending, once ``c`` exceeds ``m``.
-    After value ``v`` the holes are those of cutoff ``v + 1`` (``counts[v + 1]`` of them).
-    Returns the number of nodes recorded (every hole ends, so no node stays open).
-    """
-    num_basin = 0
-    for pixel in range(level.size):
-        num_basin += filled[pixel] != level[pixel]
-    basin = np.empty(num_basin, dtype=np.int32)
-    num_basin = 0
-    for pixel in range(level.size):
-        if filled[pixel] != level[pixel]:
-            basin[num_basin] = pixel
-            num_basin += 1
-    order, starts = _sort_pixels(level, basin)
-    ending, ending_starts = _sort_pixels(filled, basin)
-    steps = np.array([-row, -1, 1, row])
-    return _component_nodes(order, starts, ending, ending_starts, level.size, row, steps,
-                            False, sink, frame, counts, num_recorded)
-
-
-@numba.njit(cache=True, nogil=True)
-def _filled(level: np.ndarray, row: int) -> np.ndarray:
-    """The padded map with every basin filled: each interior pixel raised to the lowest level
-    at which a 4-path from it reaches the frame (a priority flood from the border)."""
-    height = level.size // row - 2
-    width = row - 2
-    filled = level.copy()
-    seen = np.ones(level.size, dtype=np.bool_)
-    head = np.full(NUM_CUTOFFS - 1, -1, dtype=np.int32)
-    following = np.empty(level.size, dtype=np.int32)
-    for y in range(1, height + 1):
-        for x in range(1, width + 1):
-            pixel = y * row + x
-            if y == 1 or x == 1 or y == height or x == width:
-                following[pixel] = head[level[pixel]]
-                head[level[pixel]] = pixel
-            else:
-                seen[pixel] = False
-    for value in range(NUM_CUTOFFS - 1):
-        while head[value] >= 0:
-            pixel = np.int64(head[value])
-            head[value] = following[pixel]
-            for neighbour in (pixel - row, pixel - 1, pixel + 1, pixel + row):
-                if seen[neighbour]:
-                    continue
-                seen[neighbour] = True
-                raised = max(level[neighbour], value)
-                filled[neighbour] = raised
-                following[neighbour] = head[raised]
-                head[raised] = neighbour
-    return filled
-
-
-@numba.njit(cache=True, nogil=True)
-def _heap_before(area: np.ndarray, first: np.ndarray, i: int, j: int) -> bool:
-    """Whether heap entry ``i`` ranks above entry ``j``: larger area, then later first pixel."""
-    return area[i] > area[j] or (area[i] == area[j] and first[i] > first[j])
-
-
-@numba.njit(cache=True, nogil=True)
-def _heap_swap(area: np.ndarray, first: np.ndarray, root: np.ndarray, i: int, j: int) -> None:
-    area[i], area[j] = area[j], area[i]
-    first[i], first[j] = first[j], first[i]
-    root[i], root[j] = root[j], root[i]
-
-
-@numba.njit(cache=True, nogil=True)
-def _heap_push(area: np.ndarray, first: np.ndarray, root: np.ndarray, size: int,
-               new_area: int, new_first: int, new_root: int) -> int:
-    """Add an entry to the max-heap held in the three arrays; return the new size."""
-    area[size], first[size], root[size] = new_area, new_first, new_root
-    child = size
-    while child > 0:
-        parent = (child - 1) // 2
-        if not _heap_before(area, first, child, parent):
-            break
-        _heap_swap(area, first, root, child, parent)
-        child = parent
-    return size + 1
-
-
-@numba.njit(cache=True, nogil=True)
-def _heap_pop(area: np.ndarray, first: np.ndarray, root: np.ndarray, size: int) -> int:
-    """Remove the top entry of the max-heap; return the new size."""
-    size -= 1
-    _heap_swap(area, first, root, 0, size)
-    node = 0
     while True:
-        top, left, right = node, 2 * node + 1, 2 * node + 2
-        if left < size and _heap_before(area, first, left, top):
-            top = left
-        if right < size and _heap_before(area, first, right, top):
-            top = right
-        if top == node:
-            return size
-        _heap_swap(area, first, root, node, top)
-        node = top
+        up = parent[pixel]
+        if up < 0:
+            return pixel
+        top = parent[up]
+        if top < 0:
+            return up
+        parent[pixel] = top
+        pixel = top
 
 
 @numba.njit(cache=True, nogil=True)
-def _largest(filled: np.ndarray, row: int, frame: tuple) -> np.ndarray:
-    """``(257, 4)`` largest-contour box of ``q >= c`` for every cutoff ``c`` (``(0, 0, 0, 0)``
-    where the binary image is empty), from :func:`_filled` of the padded ``q``."""
-    inset, grow, width, height = frame
-    order, starts = _sort_nonzero(filled)
-    parent = np.full(filled.size, -1, dtype=np.int32)
-    sizes = np.empty(filled.size, dtype=np.int32)
-    extent = np.empty((filled.size, 4), dtype=np.int32)
-    twice_area = np.empty(filled.size, dtype=np.int32)
-    first_pixel = np.empty(filled.size, dtype=np.int32)
-    touched_at = np.full(filled.size, -1, dtype=np.int32)
-    touched = np.empty(len(order), dtype=np.int32)
-    window = np.zeros(filled.size, dtype=np.int8)
-    heap_area = np.empty(len(order), dtype=np.int32)
-    heap_first = np.empty(len(order), dtype=np.int32)
-    heap_root = np.empty(len(order), dtype=np.int32)
-    heap_size = 0
-    largest = np.zeros((NUM_CUTOFFS, 4), dtype=np.int32)
-    for value in range(NUM_CUTOFFS - 2, 0, -1):
-        if starts[value] == starts[value + 1]:
-            largest[value] = largest[value + 1]
+def _grows(state: np.ndarray, ident: int, x: int, y: int, bound: int) -> bool:
+    """Whether ``(x, y)`` lies outside the box of component ``ident`` while a node is open
+    that began before cutoff ``bound`` (one that began at ``bound`` would end empty)."""
+    began = state[ident, _OPENED]
+    return began >= 0 and began != bound and (
+        x < state[ident, _X0] or y < state[ident, _Y0] or x > state[ident, _X1] or
+        y > state[ident, _Y1])
+
+
+@numba.njit(cache=True, nogil=True)
+def _start(parent: np.ndarray, state: np.ndarray, ident: int, pixel: int, x: int, y: int,
+           bound: int) -> None:
+    """Make ``pixel`` component ``ident`` of its own, its node open from cutoff ``bound``."""
+    parent[pixel] = -2 - ident
+    state[ident, _X0] = x
+    state[ident, _Y0] = y
+    state[ident, _X1] = x
+    state[ident, _Y1] = y
+    state[ident, _SIZE] = 1
+    state[ident, _OPENED] = bound
+
+
+@numba.njit(cache=True, nogil=True)
+def _join(parent: np.ndarray, state: np.ndarray, ident: int, root: int, pixel: int, x: int,
+          y: int, bound: int) -> None:
+    """Add the entering ``pixel`` to component ``ident`` (root pixel ``root``): its box grows
+    to hold it, and a node opens at cutoff ``bound`` unless one is open."""
+    parent[pixel] = root
+    state[ident, _SIZE] += 1
+    state[ident, _X0] = min(state[ident, _X0], x)
+    state[ident, _Y0] = min(state[ident, _Y0], y)
+    state[ident, _X1] = max(state[ident, _X1], x)
+    state[ident, _Y1] = max(state[ident, _Y1], y)
+    if state[ident, _OPENED] < 0:
+        state[ident, _OPENED] = bound
+
+
+@numba.njit(cache=True, nogil=True)
+def _same_box(state: np.ndarray, ident: int, x0: int, y0: int, x1: int, y1: int) -> bool:
+    return state[ident, _X0] == x0 and state[ident, _Y0] == y0 and \
+        state[ident, _X1] == x1 and state[ident, _Y1] == y1
+
+
+@numba.njit(cache=True, nogil=True)
+def _merge(parent: np.ndarray, state: np.ndarray, root: int, other: int, value: int,
+           falling: bool, nodes: np.ndarray, num_nodes: int, frame: tuple) -> tuple[int, int]:
+    """Join the components of root pixels ``root`` and ``other`` while ``value`` enters.
+
+    A node whose box is the joined box carries on (one at most); the other open nodes end.
+    Falling, the filled sets of the two join as well. Returns the root pixel of the joined
+    component and the number of nodes.
+    """
+    ident = -2 - parent[root]
+    other_ident = -2 - parent[other]
+    x0 = min(state[ident, _X0], state[other_ident, _X0])
+    y0 = min(state[ident, _Y0], state[other_ident, _Y0])
+    x1 = max(state[ident, _X1], state[other_ident, _X1])
+    y1 = max(state[ident, _Y1], state[other_ident, _Y1])
+    carried = -1
+    if state[ident, _OPENED] >= 0 and _same_box(state, ident, x0, y0, x1, y1):
+        carried = state[ident, _OPENED]
+        state[ident, _OPENED] = -1
+    elif state[other_ident, _OPENED] >= 0 and _same_box(state, other_ident, x0, y0, x1, y1):
+        carried = state[other_ident, _OPENED]
+        state[other_ident, _OPENED] = -1
+    if state[ident, _OPENED] >= 0:
+        num_nodes = _end_open_node(nodes, num_nodes, frame, state, ident, value, falling)
+    if state[other_ident, _OPENED] >= 0:
+        num_nodes = _end_open_node(nodes, num_nodes, frame, state, other_ident, value,
+                                   falling)
+    if state[ident, _SIZE] < state[other_ident, _SIZE]:
+        root, other = other, root
+        ident, other_ident = other_ident, ident
+    parent[other] = root
+    state[ident, _SIZE] += state[other_ident, _SIZE]
+    state[ident, _X0] = x0
+    state[ident, _Y0] = y0
+    state[ident, _X1] = x1
+    state[ident, _Y1] = y1
+    state[ident, _OPENED] = carried
+    if falling:
+        _filled_union(state, _filled_root(state, ident), _filled_root(state, other_ident))
+    return root, num_nodes
+
+
+@numba.njit(cache=True, nogil=True)
+def _filled_start(state: np.ndarray, ident: int, pixel: int, x: int, y: int) -> None:
+    """Make ``ident`` a set of its own in the filled union-find, holding ``pixel``."""
+    state[ident, _LINK] = ident
+    state[ident, _LINKED] = 1
+    state[ident, _FX0] = x
+    state[ident, _FY0] = y
+    state[ident, _FX1] = x
+    state[ident, _FY1] = y
+    state[ident, _AREA] = 0
+    state[ident, _FIRST] = pixel
+    state[ident, _TOUCHED] = -1
+
+
+@numba.njit(cache=True, nogil=True)
+def _filled_root(state: np.ndarray, ident: int) -> int:
+    """Root of ``ident`` in the filled union-find (path halving)."""
+    while state[ident, _LINK] != ident:
+        top = state[state[ident, _LINK], _LINK]
+        state[ident, _LINK] = top
+        ident = top
+    return ident
+
+
+@numba.njit(cache=True, nogil=True)
+def _filled_union(state: np.ndarray, a: int, b: int) -> int:
+    """Join the filled sets of roots ``a`` and ``b``; return the root of the union."""
+    if a == b:
+        return a
+    if state[a, _LINKED] < state[b, _LINKED]:
+        a, b = b, a
+    state[b, _LINK] = a
+    state[a, _LINKED] += state[b, _LINKED]
+    state[a, _FX0] = min(state[a, _FX0], state[b, _FX0])
+    state[a, _FY0] = min(state[a, _FY0], state[b, _FY0])
+    state[a, _FX1] = max(state[a, _FX1], state[b, _FX1])
+    state[a, _FY1] = max(state[a, _FY1], state[b, _FY1])
+    state[a, _AREA] += state[b, _AREA]
+    state[a, _FIRST] = min(state[a, _FIRST], state[b, _FIRST])
+    return a
+
+
+@numba.njit(cache=True, nogil=True)
+def _filled_add(state: np.ndarray, root: int, pixel: int, x: int, y: int, gain: int) -> None:
+    """Add ``pixel`` (adding ``gain`` to twice the polygon area) to the filled set ``root``."""
+    state[root, _FX0] = min(state[root, _FX0], x)
+    state[root, _FY0] = min(state[root, _FY0], y)
+    state[root, _FX1] = max(state[root, _FX1], x)
+    state[root, _FY1] = max(state[root, _FY1], y)
+    state[root, _AREA] += gain
+    state[root, _FIRST] = min(state[root, _FIRST], pixel)
+
+
+@numba.njit(cache=True, nogil=True)
+def _touch(state: np.ndarray, touched: np.ndarray, num_touched: int, root: int, value: int
+           ) -> int:
+    """List filled root ``root`` as changed at ``value`` (once); return the list's length.
+
+    Branch-free, so that the compiler drops the reference counting of the inlined call.
+    """
+    fresh = state[root, _TOUCHED] != value
+    touched[num_touched] = root
+    state[root, _TOUCHED] = value
+    return num_touched + fresh
+
+
+@numba.njit(cache=True, nogil=True)
+def _heap_before(heap: np.ndarray, i: int, j: int) -> bool:
+    """Whether heap entry ``i`` ranks above entry ``j``: larger area, then later first pixel."""
+    return heap[i, 0] > heap[j, 0] or (heap[i, 0] == heap[j, 0] and heap[i, 1] > heap[j, 1])
+
+
+@numba.njit(cache=True, nogil=True)
+def _heap_swap(heap: np.ndarray, i: int, j: int) -> None:
+    for column in range(3):
+        heap[i, column], heap[j, column] = heap[j, column], heap[i, column]
+
+
+@numba.njit(cache=True, nogil=True)
+def _largest_box(state: np.ndarray, touched: np.ndarray, num_touched: int, heap: np.ndarray,
+                 size: int, frame: tuple, largest: np.ndarray) -> int:
+    """Push the filled roots that changed (``touched``) onto the max-heap of
+    ``(twice area, first pixel, id)`` rows, drop stale tops, and write the box of the top, the
+    largest contour, to ``largest`` (``(x0, y0, x1, y1)``). Returns the heap's new size."""
+    for index in range(num_touched):
+        ident = touched[index]
+        if state[ident, _LINK] != ident:
             continue
-        num_touched = 0
-        for position in range(starts[value], starts[value + 1]):
-            pixel = np.int64(order[position])
-            gained = 0
-            for corner in (pixel - row - 1, pixel - row, pixel - 1, pixel):
-                count = window[corner]
-                gained += count >= 2
-                window[corner] = count + 1
-            root = -1
-            for neighbour in (pixel - row - 1, pixel - row, pixel - row + 1, pixel - 1,
-                              pixel + 1, pixel + row - 1, pixel + row, pixel + row + 1):
-                other = np.int64(parent[neighbour])
-                if other < 0 or other == root:
-                    continue
-                other = _find(parent, other)
-                if other == root:
-                    continue
-                if root < 0:
-                    root = other
-                    _join(parent, sizes, extent, pixel, root, row)
-                    twice_area[root] += gained
-                    first_pixel[root] = min(first_pixel[root], pixel)
-                    continue
-                if sizes[root] < sizes[other]:
-                    root, other = other, root
-                parent[other] = root
-                sizes[root] += sizes[other]
-                extent[root, 0] = min(extent[root, 0], extent[other, 0])
-                extent[root, 1] = min(extent[root, 1], extent[other, 1])
-                extent[root, 2] = max(extent[root, 2], extent[other, 2])
-                extent[root, 3] = max(extent[root, 3], extent[other, 3])
-                twice_area[root] += twice_area[other]
-                first_pixel[root] = min(first_pixel[root], first_pixel[other])
-            if root < 0:
-                _start(parent, sizes, extent, pixel, row)
-                twice_area[pixel] = gained
-                first_pixel[pixel] = pixel
-                root = pixel
-            if touched_at[root] != value:
-                touched_at[root] = value
-                touched[num_touched] = root
-                num_touched += 1
-        for index in range(num_touched):
-            root = touched[index]
-            if parent[root] == root:
-                heap_size = _heap_push(heap_area, heap_first, heap_root, heap_size,
-                                       twice_area[root], first_pixel[root], root)
+        heap[size, 0] = state[ident, _AREA]
+        heap[size, 1] = state[ident, _FIRST]
+        heap[size, 2] = ident
+        child = size
+        size += 1
+        while child > 0 and _heap_before(heap, child, (child - 1) // 2):
+            _heap_swap(heap, child, (child - 1) // 2)
+            child = (child - 1) // 2
+    while True:
+        best = heap[0, 2]
+        if state[best, _LINK] == best and state[best, _AREA] == heap[0, 0] and \
+                state[best, _FIRST] == heap[0, 1]:
+            break
+        size -= 1
+        _heap_swap(heap, 0, size)
+        node = 0
         while True:
-            best = heap_root[0]
-            if parent[best] == best and twice_area[best] == heap_area[0] and \
-                    first_pixel[best] == heap_first[0]:
+            top, left, right = node, 2 * node + 1, 2 * node + 2
+            if left < size and _heap_before(heap, left, top):
+                top = left
+            if right < size and _heap_before(heap, right, top):
+                top = right
+            if top == node:
                 break
-            heap_size = _heap_pop(heap_area, heap_first, heap_root, heap_size)
-        largest[value, 0] = extent[best, 0] - inset
-        largest[value, 1] = extent[best, 1] - inset
-        largest[value, 2] = min(extent[best, 2] + grow, width - 1)
-        largest[value, 3] = min(extent[best, 3] + grow, height - 1)
-    return largest
+            _heap_swap(heap, node, top)
+            node = top
+    inset_x, inset_y, grow_x, grow_y, width, height = frame
+    largest[0] = state[best, _FX0] - inset_x
+    largest[1] = state[best, _FY0] - inset_y
+    largest[2] = min(state[best, _FX1] + grow_x, width - 1)
+    largest[3] = min(state[best, _FY1] + grow_y, height - 1)
+    return size
 
 
 @numba.njit(cache=True, nogil=True)
-def _all_levels(q: np.ndarray, gt: np.ndarray, record: np.ndarray
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """Every pass over one map: per cutoff, the best IoU of any contour box with any ``gt`` box
-    (``-inf`` without ``gt``), the number of contours and the largest-contour box; the nodes
-    are recorded into ``record`` (``(x0, y0, x1, y1, first, last)`` rows) while it has room.
+def _foreground(level: np.ndarray, row: int, basin: np.ndarray, basin_starts: np.ndarray,
+                nodes: np.ndarray, frame: tuple, counts: np.ndarray) -> tuple[int, np.ndarray]:
+    """Nodes of the 8-connected components of ``q >= c`` and the largest-contour box of every
+    cutoff ``c``, in one pass from the highest value down.
+
+    Two union-finds share the pass: one over the pixels of ``q >= c``, and one over the filled
+    map's ``m >= c`` whose elements are the components of the first and the ``basin`` pixels
+    (``q < m``, sorted by ``m`` with starts ``basin_starts``), which enter it at their filled
+    level ``m``, before they enter ``q >= c`` at ``q``. A filled component keeps its box, twice
+    its polygon area (:data:`_WINDOW_GAIN` per entering pixel) and its first pixel; after each
+    value the largest is the top of a max-heap of the filled components that changed. After
+    value ``v`` there are ``counts[v]`` components of ``q >= v``.
 
     Returns:
-        best IoUs ``(257,)``, contours ``(257,)``, largest boxes ``(257, 4)``, nodes recorded.
+        the number of ``nodes`` written, and the ``(257, 4)`` largest-contour boxes.
+    """
+    order, starts = _sort_nonzero(level)
+    capacity = len(order) + len(basin)
+    parent = np.full(level.size, -1, dtype=np.int32)
+    mark = np.zeros(level.size, dtype=np.int8)
+    basin_ident = np.empty(level.size, dtype=np.int32)
+    state = _state_rows(capacity)
+    heap = np.empty((capacity, 3), dtype=np.int32)
+    touched = np.empty(capacity, dtype=np.int32)
+    largest = np.zeros((NUM_CUTOFFS, 4), dtype=np.int32)
+    steps = np.array([-row, -row + 1, 1, row + 1, row, row - 1, -1, -row - 1])
+    heap_size = 0
+    num_ids = 0
+    alive = 0
+    num_nodes = 0
+    for value in range(NUM_CUTOFFS - 2, 0, -1):
+        num_touched = 0
+        for position in range(basin_starts[value], basin_starts[value + 1]):
+            pixel = np.int64(basin[position])
+            y = pixel // row
+            x = pixel - y * row
+            filled = 0
+            for k in range(8):
+                filled |= np.int64(mark[pixel + steps[k]] != _OUT) << k
+            ident = num_ids
+            num_ids += 1
+            _filled_start(state, ident, pixel, x, y)
+            state[ident, _OPENED] = -1
+            state[ident, _AREA] = _WINDOW_GAIN[filled]
+            basin_ident[pixel] = ident
+            mark[pixel] = _FILLED_ONLY
+            root = ident
+            for arc in range(_ARCS_8[filled, 0]):
+                neighbour = pixel + steps[_ARCS_8[filled, 1 + arc]]
+                if mark[neighbour] == _ENTERED:
+                    other = -2 - parent[_root(parent, neighbour)]
+                else:
+                    other = basin_ident[neighbour]
+                root = _filled_union(state, root, _filled_root(state, other))
+            num_touched = _touch(state, touched, num_touched, root, value)
+        for position in range(starts[value], starts[value + 1]):
+            pixel = np.int64(order[position])
+            y = pixel // row
+            x = pixel - y * row
+            entered = 0
+            filled = 0
+            for k in range(8):
+                neighbour_mark = mark[pixel + steps[k]]
+                entered |= np.int64(neighbour_mark == _ENTERED) << k
+                filled |= np.int64(neighbour_mark != _OUT) << k
+            root = -1
+            for arc in range(_ARCS_8[entered, 0]):
+                other = _root(parent, pixel + steps[_ARCS_8[entered, 1 + arc]])
+                if root < 0:
+                    root = other
+                    ident = -2 - parent[root]
+                    if _grows(state, ident, x, y, value):
+                        num_nodes = _end_open_node(nodes, num_nodes, frame, state, ident, value,
+                                                   True)
+                    _join(parent, state, ident, root, pixel, x, y, value)
+                elif other != root:
+                    root, num_nodes = _merge(parent, state, root, other, value, True, nodes,
+                                             num_nodes, frame)
+                    alive -= 1
+            if root < 0:
+                ident = num_ids
+                num_ids += 1
+                _start(parent, state, ident, pixel, x, y, value)
+                _filled_start(state, ident, pixel, x, y)
+                alive += 1
+            else:
+                ident = -2 - parent[root]
+                if state[ident, _OPENED] < 0:
+                    state[ident, _OPENED] = value
+            root = _filled_root(state, ident)
+            if mark[pixel] == _FILLED_ONLY:
+                root = _filled_union(state, root, _filled_root(state, basin_ident[pixel]))
+            else:
+                others = filled & ~entered
+                for k in range(8):
+                    if (others >> k) & 1:
+                        other = _filled_root(state, basin_ident[pixel + steps[k]])
+                        root = _filled_union(state, root, other)
+                _filled_add(state, root, pixel, x, y, _WINDOW_GAIN[filled])
+            mark[pixel] = _ENTERED
+            num_touched = _touch(state, touched, num_touched, root, value)
+        counts[value] = alive
+        if num_touched:
+            heap_size = _largest_box(state, touched, num_touched, heap, heap_size, frame,
+                                     largest[value])
+        else:
+            largest[value] = largest[value + 1]
+    for ident in range(num_ids):
+        if state[ident, _OPENED] >= 0:
+            num_nodes = _end_node(nodes, num_nodes, frame, state, ident, 1,
+                                  state[ident, _OPENED])
+    return num_nodes, largest
+
+
+@numba.njit(cache=True, nogil=True)
+def _holes(level: np.ndarray, basin: np.ndarray, basin_starts: np.ndarray, row: int,
+           nodes: np.ndarray, num_nodes: int, frame: tuple, counts: np.ndarray) -> int:
+    """Nodes of the holes (4-connected components of ``q < c`` off the border) per cutoff.
+
+    A pixel is in a hole exactly for ``q < c <= m``, ``m`` its filled level, so only the
+    ``basin`` pixels (``q < m``, sorted by ``m`` with starts ``basin_starts``) take part. They
+    enter from value 0 up; all pixels of a hole share their filled level ``m`` and the hole
+    opens onto the border, ending, once ``c`` exceeds ``m``. After value ``v`` the holes are
+    those of cutoff ``v + 1`` (``counts[v + 1]`` of them). Returns the number of ``nodes``
+    written so far (every hole ends, so no node stays open).
+    """
+    order, starts = _sort_pixels(level, basin)
+    parent = np.full(level.size, -1, dtype=np.int32)
+    state = _state_rows(len(basin))
+    steps = np.array([-row, 1, row, -1])
+    num_ids = 0
+    alive = 0
+    for value in range(NUM_CUTOFFS - 1):
+        for position in range(starts[value], starts[value + 1]):
+            pixel = np.int64(order[position])
+            y = pixel // row
+            x = pixel - y * row
+            entered = 0
+            for k in range(4):
+                entered |= np.int64(parent[pixel + steps[k]] != -1) << k
+            root = -1
+            for arc in range(_ARCS_4[entered, 0]):
+                other = _root(parent, pixel + steps[_ARCS_4[entered, 1 + arc]])
+                if root < 0:
+                    root = other
+                    ident = -2 - parent[root]
+                    if _grows(state, ident, x, y, value + 1):
+                        num_nodes = _end_open_node(nodes, num_nodes, frame, state, ident, value,
+                                                   False)
+                    _join(parent, state, ident, root, pixel, x, y, value + 1)
+                elif other != root:
+                    root, num_nodes = _merge(parent, state, root, other, value, False, nodes,
+                                             num_nodes, frame)
+                    alive -= 1
+            if root < 0:
+                _start(parent, state, num_ids, pixel, x, y, value + 1)
+                num_ids += 1
+                alive += 1
+            else:
+                ident = -2 - parent[root]
+                if state[ident, _OPENED] < 0:
+                    state[ident, _OPENED] = value + 1
+        for position in range(basin_starts[value], basin_starts[value + 1]):
+            ident = -2 - parent[_root(parent, np.int64(basin[position]))]
+            if state[ident, _SIZE] > 0:
+                state[ident, _SIZE] = 0
+                alive -= 1
+                if state[ident, _OPENED] >= 0:
+                    num_nodes = _end_open_node(nodes, num_nodes, frame, state, ident, value,
+                                               False)
+        counts[value + 1] = alive
+    return num_nodes
+
+
+@numba.njit(cache=True, nogil=True)
+def _all_levels(q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every pass over one map.
+
+    Returns:
+        the nodes (``(x0, y0, x1, y1, first, last)`` rows), the number of contours of every
+        cutoff ``(257,)`` and the largest-contour box of every cutoff ``(257, 4)``.
     """
     height, width = q.shape
-    row = width + 2
-    level = _padded(q)
-    best = np.full(NUM_CUTOFFS, -np.inf)
-    sink = (gt, best, record)
+    level, row, top, left = _crop(q)
+    basin, basin_starts = _basins(level, row)
+    # A node ends when a pixel grows its box, when its component merges (two per merge, at
+    # most one merge per component made) or at the end: at most three per pixel of a sweep.
+    nodes = np.empty((3 * (level.size + len(basin)) + 1, 6), dtype=np.int32)
     outer_counts = np.zeros(NUM_CUTOFFS, dtype=np.int32)
     hole_counts = np.zeros(NUM_CUTOFFS, dtype=np.int32)
-    num_recorded = _foreground(level, row, sink, (1, 0, width, height), outer_counts, 0)
-    filled = _filled(level, row)
-    num_recorded = _holes(level, filled, row, sink, (2, 1, width, height), hole_counts,
-                          num_recorded)
+    num_nodes, largest = _foreground(level, row, basin, basin_starts, nodes,
+                                     (1 - left, 1 - top, left, top, width, height),
+                                     outer_counts)
+    num_nodes = _holes(level, basin, basin_starts, row, nodes, num_nodes,
+                       (2 - left, 2 - top, 1 + left, 1 + top, width, height), hole_counts)
     first_empty = 1
     for pixel in range(level.size):
         first_empty = max(first_empty, level[pixel] + 1)
-    num_recorded = _record_node(sink, 0, 0, 0, 0, first_empty, NUM_CUTOFFS - 1, num_recorded)
-    counts = np.maximum(outer_counts + hole_counts, 1)
-    return best, counts, _largest(filled, row, (1, 0, width, height)), num_recorded
+    nodes[num_nodes] = (0, 0, 0, 0, first_empty, NUM_CUTOFFS - 1)
+    return nodes[:num_nodes + 1], np.maximum(outer_counts + hole_counts, 1), largest
 
 
 @numba.njit(cache=True, nogil=True)
 def _cutoff_ious(q: np.ndarray, gt: np.ndarray
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    best, counts, largest, _ = _all_levels(q, gt, np.zeros((0, 6), dtype=np.int32))
+    nodes, counts, largest = _all_levels(q)
+    best = np.full(NUM_CUTOFFS, -np.inf)
+    for node in range(len(nodes)):
+        iou = _best_iou(nodes[node, 0], nodes[node, 1], nodes[node, 2], nodes[node, 3], gt)[0]
+        for cutoff in range(nodes[node, 4], nodes[node, 5] + 1):
+            best[cutoff] = max(best[cutoff], iou)
     single_any = np.empty(NUM_CUTOFFS)
     single_first = np.empty(NUM_CUTOFFS)
     for cutoff in range(NUM_CUTOFFS):
@@ -634,10 +784,8 @@ def level_boxes(q: np.ndarray) -> LevelBoxes:
     Args:
         q: ``(H, W)`` uint8 map (see :func:`wsol.metrics.boxes.quantize`).
     """
-    q = np.ascontiguousarray(q, dtype=np.uint8)
-    record = np.empty((2 * q.size + 1, 6), dtype=np.int32)
-    _, counts, largest, num_recorded = _all_levels(q, _NO_GT, record)
-    nodes = record[:num_recorded].astype(np.int64)
+    nodes, counts, largest = _all_levels(np.ascontiguousarray(q, dtype=np.uint8))
+    nodes = nodes.astype(np.int64)
     return LevelBoxes(nodes[:, :4], nodes[:, 4], nodes[:, 5], counts.astype(np.int64),
                       largest.astype(np.int64))
 
