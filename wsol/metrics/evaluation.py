@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from tokenize import TokenError
@@ -365,13 +366,29 @@ def _scoremap_path(scoremap_root: str, image_id: str) -> str:
     return os.path.join(scoremap_root, image_id + ".npy")
 
 
+_NPY_FLOAT_MAP = re.compile(
+    rb"\x93NUMPY\x01\x00(..)\{'descr': '(<f[48])', 'fortran_order': False, "
+    rb"'shape': \((\d+), (\d+)\), \}", re.DOTALL)
+"""Header of a version 1.0 ``.npy`` file of a C-order 2-D little-endian float map, as
+``np.save`` writes it: the layout of score maps, read without ``np.load``'s general parser."""
+
+
 def _load_scoremap(path: str) -> np.ndarray:
-    """Read one ``.npy`` score map without pickles.
+    """Read one ``.npy`` score map without pickles (read-only when it has the common layout).
 
     Raises:
         ScoreMapError: the file is not a readable ``.npy`` array (truncated, corrupt, pickled).
     """
     try:
+        with open(path, "rb") as file:
+            data = file.read()
+        header = _NPY_FLOAT_MAP.match(data)
+        if header:
+            offset = 10 + int.from_bytes(header[1], "little")
+            dtype = np.dtype(header[2].decode())
+            shape = int(header[3]), int(header[4])
+            if len(data) == offset + shape[0] * shape[1] * dtype.itemsize:
+                return np.frombuffer(data, dtype, offset=offset).reshape(shape)
         return np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError, SyntaxError, TokenError) as error:
         raise ScoreMapError(f"{path} is not a readable .npy array: {error}") from None
