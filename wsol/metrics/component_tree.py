@@ -104,8 +104,11 @@ _WINDOW_GAIN = _window_gain_table()
  _TOUCHED) = range(15)
 _COLUMNS = 16
 
-# Marks of a pixel in the foreground sweep.
-_OUT, _FILLED_ONLY, _ENTERED = 0, 1, 2
+# In the foreground sweep, a basin pixel that has entered the filled map's union-find but not
+# yet ``q >= c`` holds ``_FILLED_ONLY - id`` in the parent array (``id`` its filled element),
+# below every other code (``-1`` not entered, ``-2 - id`` a root, ``>= 0`` a parent pixel).
+_FILLED_ONLY = -(1 << 30)
+_LOWEST_BIT = np.array([0] + [(m & -m).bit_length() - 1 for m in range(1, 256)], dtype=np.int8)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -549,8 +552,6 @@ def _foreground(level: np.ndarray, row: int, basin: np.ndarray, basin_starts: np
     order, starts = _sort_nonzero(level)
     capacity = len(order) + len(basin)
     parent = np.full(level.size, -1, dtype=np.int32)
-    mark = np.zeros(level.size, dtype=np.int8)
-    basin_ident = np.empty(level.size, dtype=np.int32)
     state = _state_rows(capacity)
     heap = np.empty((capacity, 3), dtype=np.int32)
     touched = np.empty(capacity, dtype=np.int32)
@@ -568,21 +569,20 @@ def _foreground(level: np.ndarray, row: int, basin: np.ndarray, basin_starts: np
             x = pixel - y * row
             filled = 0
             for k in range(8):
-                filled |= np.int64(mark[pixel + steps[k]] != _OUT) << k
+                filled |= np.int64(parent[pixel + steps[k]] != -1) << k
             ident = num_ids
             num_ids += 1
             _filled_start(state, ident, pixel, x, y)
             state[ident, _OPENED] = -1
             state[ident, _AREA] = _WINDOW_GAIN[filled]
-            basin_ident[pixel] = ident
-            mark[pixel] = _FILLED_ONLY
+            parent[pixel] = _FILLED_ONLY - ident
             root = ident
             for arc in range(_ARCS_8[filled, 0]):
                 neighbour = pixel + steps[_ARCS_8[filled, 1 + arc]]
-                if mark[neighbour] == _ENTERED:
+                if parent[neighbour] > _FILLED_ONLY:
                     other = -2 - parent[_root(parent, neighbour)]
                 else:
-                    other = basin_ident[neighbour]
+                    other = _FILLED_ONLY - parent[neighbour]
                 root = _filled_union(state, root, _filled_root(state, other))
             num_touched = _touch(state, touched, num_touched, root, value)
         for position in range(starts[value], starts[value + 1]):
@@ -592,9 +592,10 @@ def _foreground(level: np.ndarray, row: int, basin: np.ndarray, basin_starts: np
             entered = 0
             filled = 0
             for k in range(8):
-                neighbour_mark = mark[pixel + steps[k]]
-                entered |= np.int64(neighbour_mark == _ENTERED) << k
-                filled |= np.int64(neighbour_mark != _OUT) << k
+                link = parent[pixel + steps[k]]
+                filled |= np.int64(link != -1) << k
+                entered |= np.int64(link > _FILLED_ONLY and link != -1) << k
+            basin_ident = _FILLED_ONLY - parent[pixel]
             root = -1
             for arc in range(_ARCS_8[entered, 0]):
                 other = _root(parent, pixel + steps[_ARCS_8[entered, 1 + arc]])
@@ -620,16 +621,16 @@ def _foreground(level: np.ndarray, row: int, basin: np.ndarray, basin_starts: np
                 if state[ident, _OPENED] < 0:
                     state[ident, _OPENED] = value
             root = _filled_root(state, ident)
-            if mark[pixel] == _FILLED_ONLY:
-                root = _filled_union(state, root, _filled_root(state, basin_ident[pixel]))
+            if basin_ident >= 0:
+                root = _filled_union(state, root, _filled_root(state, basin_ident))
             else:
                 others = filled & ~entered
-                for k in range(8):
-                    if (others >> k) & 1:
-                        other = _filled_root(state, basin_ident[pixel + steps[k]])
-                        root = _filled_union(state, root, other)
+                while others:
+                    k = _LOWEST_BIT[others]
+                    others &= others - 1
+                    other = _filled_root(state, _FILLED_ONLY - parent[pixel + steps[k]])
+                    root = _filled_union(state, root, other)
                 _filled_add(state, root, pixel, x, y, _WINDOW_GAIN[filled])
-            mark[pixel] = _ENTERED
             num_touched = _touch(state, touched, num_touched, root, value)
         counts[value] = alive
         if num_touched:
