@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from wsol.metrics.component_tree import interval_max, level_boxes
+from wsol.metrics.component_tree import level_boxes
 
 NUM_MAPS = 300
 CUTOFFS_PER_MAP = 8
@@ -116,10 +116,3 @@ def test_score_map_sized_maps() -> None:
         scoremap = np.clip(scoremap, 0, None) / scoremap.max()
         _check((scoremap * np.float32(255)).astype(np.uint8), seed)
 
-
-def test_interval_max() -> None:
-    values = np.array([0.2, 0.7, 0.5])
-    first = np.array([1, 3, 5])
-    last = np.array([4, 3, 6])
-    result = interval_max(values, first, last)
-    assert result[1:8].tolist() == [0.2, 0.2, 0.7, 0.2, 0.5, 0.5, -np.inf]

@@ -1,4 +1,4 @@
-"""Contour boxes of every threshold of a uint8 map from one pass over its pixels per tree.
+"""Contour boxes of every threshold of a uint8 map from three passes over its pixels.
 
 ``cv2.findContours(q >= c, RETR_TREE, ...)`` returns one outer border per 8-connected
 foreground component and one hole border per 4-connected background component that does not
@@ -29,8 +29,9 @@ its components and the basin pixels; the hole sweep runs over the basin pixels o
 (numba, cached on disk; see :func:`warm_up`); :func:`level_boxes` lists the nodes. Pixels are
 addressed in the bounding rectangle of the map's nonzero pixels, padded with a one-pixel frame
 of zeros so that no neighbour lookup needs a bounds check. Per-pixel work stays inside the
-sweep's loop (small helpers the compiler inlines); the helpers that take the output arrays run
-once per node, merge or value, since every call that passes arrays costs reference counting.
+sweeps' loops (small helpers the compiler inlines; a call that is not inlined increments and
+decrements the reference count of every array it is passed), and only merges and the per-value
+largest-contour update call out.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-__all__ = ["CutoffIous", "LevelBoxes", "cutoff_ious", "interval_max", "level_boxes", "warm_up"]
+__all__ = ["CutoffIous", "LevelBoxes", "cutoff_ious", "level_boxes", "warm_up"]
 
 NUM_CUTOFFS = 257
 """Cutoffs ``c`` index arrays ``0 … 256``: the binary image is ``q >= c`` (``c = 256`` is empty)."""
@@ -229,29 +230,14 @@ def _basins(level: np.ndarray, row: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 @numba.njit(cache=True, nogil=True)
-def _spread_max(result: np.ndarray, value: float, first: int, last: int) -> None:
-    for cutoff in range(first, last + 1):
-        if value > result[cutoff]:
-            result[cutoff] = value
-
-
-@numba.njit(cache=True, nogil=True)
 def _interval_max(values: np.ndarray, first: np.ndarray, last: np.ndarray) -> np.ndarray:
+    """``(257,)`` maximum of ``values[k]`` over the ``k`` whose cutoff range
+    ``first[k] … last[k]`` holds each cutoff (``-inf`` where none does)."""
     result = np.full(NUM_CUTOFFS, -np.inf)
     for k in range(len(values)):
-        _spread_max(result, values[k], first[k], last[k])
+        for cutoff in range(first[k], last[k] + 1):
+            result[cutoff] = max(result[cutoff], values[k])
     return result
-
-
-def interval_max(values: np.ndarray, first_cutoff: np.ndarray, last_cutoff: np.ndarray
-                 ) -> np.ndarray:
-    """``(257,)`` maximum of ``values[k]`` over the ``k`` whose cutoff range holds each cutoff.
-
-    Cutoffs that no range holds get ``-inf``.
-    """
-    return _interval_max(np.ascontiguousarray(values, dtype=np.float64),
-                         np.asarray(first_cutoff, dtype=np.int64),
-                         np.asarray(last_cutoff, dtype=np.int64))
 
 
 @numba.njit(cache=True, nogil=True)
@@ -737,11 +723,11 @@ def _all_levels(q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def _cutoff_ious(q: np.ndarray, gt: np.ndarray
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     nodes, counts, largest = _all_levels(q)
-    best = np.full(NUM_CUTOFFS, -np.inf)
+    ious = np.empty(len(nodes))
     for node in range(len(nodes)):
-        iou = _best_iou(nodes[node, 0], nodes[node, 1], nodes[node, 2], nodes[node, 3], gt)[0]
-        for cutoff in range(nodes[node, 4], nodes[node, 5] + 1):
-            best[cutoff] = max(best[cutoff], iou)
+        ious[node] = _best_iou(nodes[node, 0], nodes[node, 1], nodes[node, 2], nodes[node, 3],
+                               gt)[0]
+    best = _interval_max(ious, nodes[:, 4], nodes[:, 5])
     single_any = np.empty(NUM_CUTOFFS)
     single_first = np.empty(NUM_CUTOFFS)
     for cutoff in range(NUM_CUTOFFS):
@@ -794,6 +780,5 @@ def level_boxes(q: np.ndarray) -> LevelBoxes:
 def warm_up() -> None:
     """Load (or compile, on first use) the compiled passes, so that worker processes forked
     afterwards start with them ready."""
-    interval_max(np.zeros(1), np.ones(1, dtype=np.int64), np.ones(1, dtype=np.int64))
     level_boxes(np.zeros((3, 3), dtype=np.uint8))
     cutoff_ious(np.zeros((3, 3), dtype=np.uint8), np.zeros((1, 4), dtype=np.int64))
