@@ -642,6 +642,9 @@ def _holes(level: np.ndarray, basin: np.ndarray, basin_starts: np.ndarray, row: 
     opens onto the border, ending, once ``c`` exceeds ``m``. After value ``v`` the holes are
     those of cutoff ``v + 1`` (``counts[v + 1]`` of them). Returns the number of ``nodes``
     written so far (every hole ends, so no node stays open).
+
+    The entering step mirrors the foreground sweep's: as a shared function the compiler does
+    not inline it, and the call would count references of five arrays for every pixel.
     """
     order, starts = _sort_pixels(level, basin)
     parent = np.full(level.size, -1, dtype=np.int32)
