@@ -5,6 +5,10 @@ For thousands of small uint8 maps of many shapes, and for cutoffs at which the b
 the multiset of boxes of
 :func:`level_boxes` equals that of the contours of ``cv2.findContours(..., RETR_TREE, ...)``
 (SPEC §7.3), and so do the number of boxes and the largest-contour box.
+
+The compiled passes index arrays without bounds checks; after changing them, run these tests
+once with numba's checks on (a separate cache, since it compiles anew):
+``NUMBA_BOUNDSCHECK=1 NUMBA_CACHE_DIR=$(mktemp -d) pytest tests/test_component_tree.py``.
 """
 
 from collections import Counter
