@@ -103,21 +103,13 @@ _WINDOW_GAIN = _window_gain_table()
 # polygon area, its first pixel and the last value at which it changed.
 (_X0, _Y0, _X1, _Y1, _SIZE, _OPENED, _LINK, _LINKED, _FX0, _FY0, _FX1, _FY1, _AREA, _FIRST,
  _TOUCHED) = range(15)
-_COLUMNS = 16
+_COLUMNS = 16  # 64-byte rows
 
 # In the foreground sweep, a basin pixel that has entered the filled map's union-find but not
 # yet ``q >= c`` holds ``_FILLED_ONLY - id`` in the parent array (``id`` its filled element),
 # below every other code (``-1`` not entered, ``-2 - id`` a root, ``>= 0`` a parent pixel).
 _FILLED_ONLY = -(1 << 30)
 _LOWEST_BIT = np.array([0] + [(m & -m).bit_length() - 1 for m in range(1, 256)], dtype=np.int8)
-
-
-@numba.njit(cache=True, nogil=True)
-def _state_rows(count: int) -> np.ndarray:
-    """Uninitialised ``(count, _COLUMNS)`` int32 state rows, each on one 64-byte cache line."""
-    raw = np.empty((count + 1) * _COLUMNS, dtype=np.int32)
-    skip = (-(raw.ctypes.data // 4)) % _COLUMNS
-    return raw[skip:skip + count * _COLUMNS].reshape(count, _COLUMNS)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -538,7 +530,7 @@ def _foreground(level: np.ndarray, row: int, basin: np.ndarray, basin_starts: np
     order, starts = _sort_nonzero(level)
     capacity = len(order) + len(basin)
     parent = np.full(level.size, -1, dtype=np.int32)
-    state = _state_rows(capacity)
+    state = np.empty((capacity, _COLUMNS), dtype=np.int32)
     heap = np.empty((capacity, 3), dtype=np.int32)
     touched = np.empty(capacity, dtype=np.int32)
     largest = np.zeros((NUM_CUTOFFS, 4), dtype=np.int32)
@@ -648,7 +640,7 @@ def _holes(level: np.ndarray, basin: np.ndarray, basin_starts: np.ndarray, row: 
     """
     order, starts = _sort_pixels(level, basin)
     parent = np.full(level.size, -1, dtype=np.int32)
-    state = _state_rows(len(basin))
+    state = np.empty((len(basin), _COLUMNS), dtype=np.int32)
     steps = np.array([-row, 1, row, -1])
     num_ids = 0
     alive = 0
