@@ -8,7 +8,13 @@ import pytest
 
 from wsol.data.metadata import load_metadata
 from wsol.evaluation import main
-from wsol.metrics.evaluation import BoxEvaluator, ScoreMapError, build_evaluator, evaluate_scoremaps
+from wsol.metrics.evaluation import (
+    BoxEvaluator,
+    ScoreMapError,
+    _load_scoremap,
+    build_evaluator,
+    evaluate_scoremaps,
+)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 METADATA_ROOT = os.path.join(ROOT, "metadata")
@@ -210,3 +216,23 @@ def test_command_line_failure_leaves_no_file(tmp_path, monkeypatch) -> None:
     with pytest.raises(TypeError, match="not serialisable"):
         _command_line_output(tmp_path, FIXTURE, "ILSVRC", "test", workers=2, num=8)
     assert not [name for name in os.listdir(tmp_path) if name.startswith("results")]
+
+
+@pytest.mark.parametrize("layout", ["float32", "float64", "fortran", "big_endian", "3-d"])
+def test_score_map_files_read_as_np_load_reads_them(tmp_path, layout: str) -> None:
+    values = np.random.default_rng(0).random((31, 17))
+    array = {"float32": values.astype(np.float32), "float64": values,
+             "fortran": np.asfortranarray(values), "big_endian": values.astype(">f8"),
+             "3-d": values.reshape(1, 31, 17)}[layout]
+    path = tmp_path / "map.npy"
+    np.save(path, array)
+    loaded = _load_scoremap(str(path))
+    assert loaded.dtype == array.dtype and np.array_equal(loaded, array)
+
+
+def test_truncated_score_map_file_is_named(tmp_path) -> None:
+    path = tmp_path / "map.npy"
+    np.save(path, np.zeros((224, 224), dtype=np.float32))
+    path.write_bytes(path.read_bytes()[:-4])
+    with pytest.raises(ScoreMapError, match=f"{path} is not a readable .npy array"):
+        _load_scoremap(str(path))

@@ -113,19 +113,21 @@ _LOWEST_BIT = np.array([0] + [(m & -m).bit_length() - 1 for m in range(1, 256)],
 
 
 @numba.njit(cache=True, nogil=True)
-def _crop(q: np.ndarray) -> tuple[np.ndarray, int, int, int]:
+def _crop(q: np.ndarray) -> tuple[np.ndarray, int, int, int, int]:
     """The bounding rectangle of the nonzero pixels of ``q`` (its first pixel if there are
     none) with a one-pixel frame of zeros, flattened; the padded row length; the rectangle's
-    top-left corner ``(y, x)``.
+    top-left corner ``(y, x)``; the largest value of ``q``.
 
     Pixels outside the rectangle are zero, below every cutoff, and reach the image border
     through zeros, so each contour of the rectangle is one of the map's, moved by the corner.
     """
     height, width = q.shape
     y0, x0, y1, x1 = height, width, -1, -1
+    peak = 0
     for y in range(height):
         for x in range(width):
             if q[y, x]:
+                peak = max(peak, q[y, x])
                 y0 = min(y0, y)
                 y1 = max(y1, y)
                 x0 = min(x0, x)
@@ -138,7 +140,7 @@ def _crop(q: np.ndarray) -> tuple[np.ndarray, int, int, int]:
         start = (y - y0 + 1) * row + 1 - x0
         for x in range(x0, x1 + 1):
             level[start + x] = q[y, x]
-    return level, row, y0, x0
+    return level, row, y0, x0, peak
 
 
 @numba.njit(cache=True, nogil=True)
@@ -638,6 +640,8 @@ def _holes(level: np.ndarray, basin: np.ndarray, basin_starts: np.ndarray, row: 
     The entering step mirrors the foreground sweep's: as a shared function the compiler does
     not inline it, and the call would count references of five arrays for every pixel.
     """
+    if len(basin) == 0:
+        return num_nodes
     order, starts = _sort_pixels(level, basin)
     parent = np.full(level.size, -1, dtype=np.int32)
     state = np.empty((len(basin), _COLUMNS), dtype=np.int32)
@@ -695,7 +699,7 @@ def _all_levels(q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         cutoff ``(257,)`` and the largest-contour box of every cutoff ``(257, 4)``.
     """
     height, width = q.shape
-    level, row, top, left = _crop(q)
+    level, row, top, left, peak = _crop(q)
     basin, basin_starts = _basins(level, row)
     # A node ends when a pixel grows its box, when its component merges (two per merge, at
     # most one merge per component made) or at the end: at most three per pixel of a sweep.
@@ -707,10 +711,7 @@ def _all_levels(q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
                                      outer_counts)
     num_nodes = _holes(level, basin, basin_starts, row, nodes, num_nodes,
                        (2 - left, 2 - top, 1 + left, 1 + top, width, height), hole_counts)
-    first_empty = 1
-    for pixel in range(level.size):
-        first_empty = max(first_empty, level[pixel] + 1)
-    nodes[num_nodes] = (0, 0, 0, 0, first_empty, NUM_CUTOFFS - 1)
+    nodes[num_nodes] = (0, 0, 0, 0, peak + 1, NUM_CUTOFFS - 1)
     return nodes[:num_nodes + 1], np.maximum(outer_counts + hole_counts, 1), largest
 
 

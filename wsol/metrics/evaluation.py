@@ -9,6 +9,7 @@ saved as ``{scoremap_root}/{image_id}.npy`` (the command line is ``python -m wso
 from __future__ import annotations
 
 import copy
+import io
 import os
 import re
 from collections.abc import Sequence
@@ -389,7 +390,7 @@ def _load_scoremap(path: str) -> np.ndarray:
             shape = int(header[3]), int(header[4])
             if len(data) == offset + shape[0] * shape[1] * dtype.itemsize:
                 return np.frombuffer(data, dtype, offset=offset).reshape(shape)
-        return np.load(path, allow_pickle=False)
+        return np.load(io.BytesIO(data), allow_pickle=False)
     except (ValueError, OSError, EOFError, SyntaxError, TokenError) as error:
         raise ScoreMapError(f"{path} is not a readable .npy array: {error}") from None
 
